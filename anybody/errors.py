@@ -1,0 +1,40 @@
+"""The project's own error type: a problem the user can fix, said in one line.
+
+Every failure a user can cause (a bad photo, a wrong model path, a broken identity file) is raised as an
+`AnybodyError` carrying the problem and the fix; the CLI prints it as one line and exits non-zero,
+without a traceback. Anything else that escapes is a bug in anybody.
+"""
+
+from __future__ import annotations
+
+
+class AnybodyError(Exception):
+    """A problem caused by input or environment, with the fix the user should apply."""
+
+    def __init__(self, problem: str, fix: str | None = None) -> None:
+        self.problem = problem.rstrip(".")
+        self.fix = fix.rstrip(".") if fix else None
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.problem}. {self.fix}." if self.fix else f"{self.problem}."
+
+
+class PhotoError(AnybodyError):
+    """The photo cannot be read, or holds no usable face."""
+
+
+class ModelError(AnybodyError):
+    """The base model cannot be found, loaded or used."""
+
+
+class IdentityError(AnybodyError):
+    """An identity (name, file or library entry) is missing, invalid or does not fit the model."""
+
+
+class UsageError(AnybodyError):
+    """An argument is out of range or inconsistent with another."""
+
+
+class TrainingError(AnybodyError):
+    """Learning cannot go on (for example the loss stopped being finite)."""

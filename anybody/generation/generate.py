@@ -1,0 +1,177 @@
+"""Draw learned people: put identities into a diffusers pipeline, then generate like diffusers does.
+
+`apply(pipe, identities)` writes each identity's token rows into the pipeline's tokenizer and text encoder
+(diffusers' multi-vector naming), after which the plain pipeline understands "<alice>". `generate` adds
+what a user expects around it: the name as a plain word in the prompt, DDIM by default, seeds that repeat,
+PNGs that say how they were made, and a contact sheet.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from diffusers import DDIMScheduler, DiffusionPipeline
+from PIL import Image
+
+from anybody.errors import IdentityError, UsageError
+from anybody.generation.images import contact_sheet, png_text, save_png
+from anybody.identity import Identity, rewrite_prompt, token_strings
+from anybody.identity.tokens import install_tokens
+from anybody.models import describe_model, load_pipeline, model_family, text_encoders
+
+log = logging.getLogger("anybody")
+
+
+@dataclass
+class GenerationResult:
+    images: list[Image.Image]
+    seeds: list[int]
+    prompt: str
+    paths: list[Path] = field(default_factory=list)
+    sheet: Path | None = None
+
+
+def apply(pipe: DiffusionPipeline, identities: Identity | Sequence[Identity]) -> DiffusionPipeline:
+    """Install identities into a diffusers pipeline: afterwards "<name>" in a prompt draws that person."""
+    identities = [identities] if isinstance(identities, Identity) else list(identities)
+    for identity in identities:
+        check_fits(identity, pipe)
+        for encoder_name, tokenizer, encoder in text_encoders(pipe):
+            embeddings = identity.encoder_embeddings[encoder_name]
+            install_tokens(tokenizer, encoder, token_strings(identity.name, identity.token_count), embeddings)
+    return pipe
+
+
+def check_fits(identity: Identity, pipe: DiffusionPipeline) -> None:
+    """An IdentityError when the identity was made for another family or text-encoder width."""
+    for encoder_name, _, encoder in text_encoders(pipe):
+        width = encoder.get_input_embeddings().weight.shape[1]
+        embeddings = identity.encoder_embeddings.get(encoder_name)
+        if embeddings is None or embeddings.shape[1] != width:
+            made_for = identity.metadata.get("family", "another model")
+            have = "none" if embeddings is None else str(embeddings.shape[1])
+            raise IdentityError(
+                f"The identity {identity.name!r} was made for {made_for} ({encoder_name} width {have}); this "
+                f"{model_family(pipe)} model needs width {width}",
+                f"Generate with the model it was learned on ({identity.base_model}), or learn it again on this one",
+            )
+
+
+def generate(
+    prompt: str,
+    identities: str | Identity | Sequence[str | Identity] = (),
+    model: str | DiffusionPipeline | None = None,
+    *,
+    num_images_per_prompt: int = 4,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    seed: int | None = 42,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    negative_prompt: str | None = None,
+    height: int | None = None,
+    width: int | None = None,
+    scheduler: str = "ddim",
+    out_dir: str | os.PathLike[str] | None = None,
+    library: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    dtype: str | torch.dtype | None = None,
+) -> GenerationResult:
+    """Generate images of learned people. Image i uses seed `seed + i`, so any one can be made again.
+
+    `model` defaults to the model the (first) identity was learned on. With `out_dir`, each image is saved
+    as a PNG with its prompt, seed, model and identities in the text chunks, beside a `sheet.png`.
+    """
+    _check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width)
+    loaded = _load_identities(identities, library)
+    if model is None:
+        model = loaded[0].base_model if loaded else None
+    pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
+    apply(pipe, loaded)
+    if scheduler == "ddim" and not isinstance(pipe.scheduler, DDIMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    names = [identity.name for identity in loaded]
+    _check_names_used(prompt, names)
+    model_prompt = rewrite_prompt(prompt, names)
+    model_negative = rewrite_prompt(negative_prompt, names) if negative_prompt else None
+    _check_length(pipe, prompt, loaded)
+
+    seeds = [(seed if seed is not None else 0) + index for index in range(num_images_per_prompt)]
+    if generator is None:
+        generator = [torch.Generator(device="cpu").manual_seed(value) for value in seeds]
+    images = pipe(
+        prompt=model_prompt,
+        negative_prompt=model_negative,
+        num_images_per_prompt=num_images_per_prompt,
+        num_inference_steps=num_inference_steps,
+        guidance_scale=guidance_scale,
+        height=height,
+        width=width,
+        generator=generator,
+    ).images
+    result = GenerationResult(images=images, seeds=seeds, prompt=prompt)
+    if out_dir is not None:
+        _save(result, Path(out_dir), negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
+              names, type(pipe.scheduler).__name__)
+    return result
+
+
+def _load_identities(identities: str | Identity | Sequence[str | Identity],
+                     library: str | os.PathLike[str] | None) -> list[Identity]:
+    if isinstance(identities, (str, Identity)):
+        identities = [identities]
+    loaded = [item if isinstance(item, Identity) else Identity.load(item, library) for item in identities]
+    names = [identity.name for identity in loaded]
+    if len(set(names)) != len(names):
+        raise IdentityError(f"Two identities share a name ({', '.join(names)})", "Give each identity once")
+    return loaded
+
+
+def _check_arguments(prompt: str, count: int, steps: int, guidance: float, height: int | None,
+                     width: int | None) -> None:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise UsageError("The prompt is empty", 'Describe the picture, e.g. "a photo of alice on a beach"')
+    if count < 1:
+        raise UsageError(f"The number of images must be at least 1 (got {count})", "Pass -n 1 or more")
+    if steps < 1:
+        raise UsageError(f"The number of steps must be at least 1 (got {steps})", "Pass --steps 50, for example")
+    if not guidance >= 0:
+        raise UsageError(f"The guidance scale cannot be negative (got {guidance})", "Pass --guidance 7.5, for example")
+    for label, value in (("height", height), ("width", width)):
+        if value is not None and (value < 8 or value % 8):
+            raise UsageError(f"The {label} must be a positive multiple of 8 (got {value})",
+                             f"Pass --{label} {max(8, round((value or 0) / 8) * 8)}")
+
+
+def _check_names_used(prompt: str, names: list[str]) -> None:
+    unused = [name for name in names if rewrite_prompt(prompt, [name]) == prompt]
+    if unused:
+        raise UsageError(f"The prompt does not mention {', '.join(unused)}",
+                         f'Use the identity\'s name as a word in the prompt, e.g. "a photo of {unused[0]}"')
+
+
+def _check_length(pipe: DiffusionPipeline, prompt: str, identities: list[Identity]) -> None:
+    """Say so when the prompt (identities expanded to their tokens) is longer than the encoder reads."""
+    expanded = rewrite_prompt(prompt, [i.name for i in identities], {i.name: i.token_count for i in identities})
+    tokenizer = pipe.tokenizer
+    count = len(tokenizer(expanded, add_special_tokens=True).input_ids)
+    if count > tokenizer.model_max_length:
+        log.warning(
+            "The prompt is %d tokens long; the text encoder reads only the first %d, so the end is cut off "
+            "(shorten the prompt to keep it).", count, tokenizer.model_max_length)
+
+
+def _save(result: GenerationResult, folder: Path, negative_prompt: str | None, steps: int, guidance: float,
+          model: str, names: list[str], scheduler: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, (image, image_seed) in enumerate(zip(result.images, result.seeds)):
+        path = folder / f"{index:02d}-seed{image_seed}.png"
+        text = png_text(result.prompt, negative_prompt, image_seed, steps, guidance, image.size, model, names,
+                        scheduler)
+        result.paths.append(save_png(image, path, text))
+    sheet = contact_sheet(result.images, [f"seed {s}" for s in result.seeds], title=result.prompt)
+    result.sheet = save_png(sheet, folder / "sheet.png", {"prompt": result.prompt, "model": model})

@@ -1,0 +1,65 @@
+"""Saving pictures: PNGs that carry how they were made, and a contact sheet to see them at once."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
+
+from anybody.storage import write_with
+
+
+def save_png(image: Image.Image, path: Path, text: dict[str, str]) -> Path:
+    """Write a PNG atomically with text chunks (A1111's `parameters` chunk among them)."""
+    info = PngInfo()
+    for key, value in text.items():
+        info.add_text(key, value)
+    write_with(path, lambda stream: image.save(stream, format="PNG", pnginfo=info))
+    return path
+
+
+def png_text(prompt: str, negative_prompt: str | None, seed: int, steps: int, guidance: float,
+             size: tuple[int, int], model: str, identities: Sequence[str], scheduler: str) -> dict[str, str]:
+    """The text chunks of a generated image: readable by people, A1111's PNG-info tab and scripts."""
+    details = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
+               "guidance_scale": guidance, "width": size[0], "height": size[1], "model": model,
+               "identities": list(identities), "scheduler": scheduler}
+    parameters = (f"{prompt}\nNegative prompt: {negative_prompt or ''}\nSteps: {steps}, Sampler: {scheduler}, "
+                  f"CFG scale: {guidance}, Seed: {seed}, Size: {size[0]}x{size[1]}, Model: {model}, "
+                  f"Identities: {', '.join(identities)}")
+    return {"parameters": parameters, "anybody": json.dumps(details), "prompt": prompt, "seed": str(seed),
+            "model": model, "identity": ", ".join(identities)}
+
+
+def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], title: str = "",
+                  cell: int = 256) -> Image.Image:
+    """A grid of the images, each captioned, under a title (the prompt)."""
+    columns = min(len(images), 4) or 1
+    rows = math.ceil(len(images) / columns)
+    font = ImageFont.load_default()
+    caption_height, title_height = 18, 28 if title else 0
+    sheet = Image.new("RGB", (columns * cell, title_height + rows * (cell + caption_height)), "white")
+    draw = ImageDraw.Draw(sheet)
+    if title:
+        draw.text((6, 8), _fit(draw, title, columns * cell - 12, font), fill="black", font=font)
+    for index, (image, caption) in enumerate(zip(images, captions)):
+        x = (index % columns) * cell
+        y = title_height + (index // columns) * (cell + caption_height)
+        thumbnail = image.copy()
+        thumbnail.thumbnail((cell, cell))
+        sheet.paste(thumbnail, (x + (cell - thumbnail.width) // 2, y + (cell - thumbnail.height) // 2))
+        draw.text((x + 4, y + cell + 3), _fit(draw, caption, cell - 8, font), fill="black", font=font)
+    return sheet
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.ImageFont) -> str:
+    """The text, shortened with an ellipsis to fit the width."""
+    if draw.textlength(text, font=font) <= width:
+        return text
+    while text and draw.textlength(text + "…", font=font) > width:
+        text = text[:-1]
+    return text + "…"

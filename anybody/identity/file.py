@@ -1,0 +1,149 @@
+"""The identity file: one `.safetensors` per person, self-contained and safe to load.
+
+Tensors, per text encoder `E` ("text_encoder", and "text_encoder_2" for SDXL):
+- `E.embeddings` (tokens, width): the final token embeddings; enough to draw the person without anybody's
+  basis, and what exports to other tools carry;
+- `E.coefficients` (tokens, k): the celeb-basis coefficients they were made from (Celeb Basis);
+- `face.descriptor` (dim,): the face-recognition features of the photo.
+Metadata (strings): format and version, name, method, base model and family, each encoder's basis hash,
+the training settings (JSON), anybody's version and the date. Safetensors cannot carry code, and every
+field is checked before use (`IdentityError` otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+
+from anybody.errors import IdentityError
+from anybody.identity.tokens import validate_name
+from anybody.storage import write_safetensors
+
+FORMAT = "anybody-identity"
+FORMAT_VERSION = 1
+ENCODERS = ("text_encoder", "text_encoder_2")
+MAX_FILE_BYTES = 256 * 2**20
+
+
+@dataclass
+class Identity:
+    """A learned person. `embeddings` is the first text encoder's (tokens, width) tensor."""
+
+    name: str
+    encoder_embeddings: dict[str, torch.Tensor]
+    metadata: dict[str, object] = field(default_factory=dict)
+    encoder_coefficients: dict[str, torch.Tensor] = field(default_factory=dict)
+    face_descriptor: torch.Tensor | None = None
+    path: Path | None = None
+
+    @property
+    def embeddings(self) -> torch.Tensor:
+        return self.encoder_embeddings["text_encoder"]
+
+    @property
+    def coefficients(self) -> torch.Tensor | None:
+        return self.encoder_coefficients.get("text_encoder")
+
+    @property
+    def token_count(self) -> int:
+        return int(self.embeddings.shape[0])
+
+    @property
+    def method(self) -> str:
+        return str(self.metadata.get("method", "unknown"))
+
+    @property
+    def base_model(self) -> str:
+        return str(self.metadata.get("base_model", "unknown"))
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike[str], library: str | os.PathLike[str] | None = None) -> Identity:
+        """An identity from the library by name, or from a file path."""
+        from anybody.identity.library import resolve_identity
+
+        return read_identity(resolve_identity(name_or_path, library))
+
+    def save(self, path: str | os.PathLike[str] | None = None, library: str | os.PathLike[str] | None = None) -> Path:
+        """Write the identity atomically (default: `NAME.safetensors` in the library)."""
+        from anybody.identity.library import identity_path
+
+        target = Path(path) if path else identity_path(self.name, library)
+        tensors: dict[str, torch.Tensor] = {}
+        for encoder, value in self.encoder_embeddings.items():
+            tensors[f"{encoder}.embeddings"] = value.float()
+        for encoder, value in self.encoder_coefficients.items():
+            tensors[f"{encoder}.coefficients"] = value.float()
+        if self.face_descriptor is not None:
+            tensors["face.descriptor"] = self.face_descriptor.float()
+        _check_tensors(tensors, target)
+        metadata = {key: value if isinstance(value, str) else json.dumps(value) for key, value in self.metadata.items()}
+        metadata.update({"format": FORMAT, "format_version": str(FORMAT_VERSION), "name": self.name})
+        metadata.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        write_safetensors(target, tensors, metadata)
+        self.path = target
+        return target
+
+
+def read_identity(path: Path) -> Identity:
+    """Read and validate an identity file; any problem is an IdentityError naming the file."""
+    if not path.is_file():
+        raise IdentityError(f"The identity file {path} does not exist", "Check the path or the name")
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise IdentityError(f"{path} is too large to be an identity file", "Check that it is the right file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw_metadata = handle.metadata() or {}
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
+        raise IdentityError(f"{path} is not a readable identity file ({str(error)[:120]})",
+                            "It may be truncated or of another format: learn it again, or use anybody import") from error
+    if raw_metadata.get("format") != FORMAT:
+        raise IdentityError(f"{path} is not an anybody identity file",
+                            "To use a textual-inversion embedding, import it: anybody import FILE --name NAME")
+    version = raw_metadata.get("format_version", "")
+    if not version.isdigit() or int(version) > FORMAT_VERSION:
+        raise IdentityError(f"{path} has identity format version {version!r}; this anybody reads up to "
+                            f"{FORMAT_VERSION}", "Upgrade anybody (pip install -U anybody)")
+    _check_tensors(tensors, path)
+    metadata: dict[str, object] = {}
+    for key, value in raw_metadata.items():
+        try:
+            metadata[key] = json.loads(value) if value[:1] in "{[" else value
+        except json.JSONDecodeError as error:
+            raise IdentityError(f"{path} has damaged metadata ({key})", "Learn the identity again") from error
+    name = validate_name(str(raw_metadata.get("name", "")))
+    return Identity(
+        name=name,
+        encoder_embeddings={e: tensors[f"{e}.embeddings"] for e in ENCODERS if f"{e}.embeddings" in tensors},
+        encoder_coefficients={e: tensors[f"{e}.coefficients"] for e in ENCODERS if f"{e}.coefficients" in tensors},
+        face_descriptor=tensors.get("face.descriptor"),
+        metadata=metadata,
+        path=path,
+    )
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    embeddings = {key: value for key, value in tensors.items() if key.endswith(".embeddings")}
+    if "text_encoder.embeddings" not in embeddings:
+        raise IdentityError(f"{path} holds no token embeddings", "Learn the identity again")
+    for key, value in tensors.items():
+        encoder = key.split(".")[0]
+        if encoder not in (*ENCODERS, "face"):
+            raise IdentityError(f"{path} holds an unexpected tensor {key!r}", "Learn the identity again")
+        if not value.is_floating_point() or not torch.isfinite(value).all():
+            raise IdentityError(f"{path} holds non-finite or non-float values in {key}", "Learn the identity again")
+        expected_dims = 1 if encoder == "face" else 2
+        if value.dim() != expected_dims or value.numel() == 0:
+            raise IdentityError(f"{path} has a tensor {key} of shape {tuple(value.shape)}", "Learn the identity again")
+    counts = {value.shape[0] for value in embeddings.values()}
+    if len(counts) != 1:
+        raise IdentityError(f"{path} has encoders with different token counts", "Learn the identity again")
+    for key, value in tensors.items():
+        if key.endswith(".coefficients") and value.shape[0] != next(iter(counts)):
+            raise IdentityError(f"{path} has coefficients for a different number of tokens", "Learn it again")

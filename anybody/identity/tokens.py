@@ -1,0 +1,116 @@
+"""An identity's place in a text encoder: its name, its new tokens, and how prompts refer to them.
+
+An identity called "alice" with n vectors owns the tokens `<alice>`, `<alice>_1`, ... `<alice>_{n-1}`:
+the naming diffusers' `load_textual_inversion` uses for multi-vector embeddings, so after
+`anybody.apply(pipe, identity)` a plain diffusers call with "<alice>" in the prompt draws her. anybody's
+own prompts say "alice" as a whole word; `rewrite_prompt` turns it into "<alice>".
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+import torch
+
+from anybody.errors import IdentityError
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+MAX_NAME_LENGTH = 40
+# Words the learning prompts themselves use: an identity with one of these names would be confused with them.
+RESERVED_WORDS = frozenset(
+    "a an the of in on at with and or photo picture rendering cropped close-up closeup face person man woman "
+    "bright dark good clean dirty cool weird small large nice rendition illustration depiction".split()
+)
+
+
+def validate_name(name: str) -> str:
+    """The identity name as stored (lower case), or an IdentityError saying what is wrong and what to do."""
+    if not isinstance(name, str) or not name.strip():
+        raise IdentityError("The identity name is empty", "Give a short name such as --name alice")
+    cleaned = name.strip()
+    if len(cleaned) > MAX_NAME_LENGTH:
+        raise IdentityError(f"The identity name is {len(cleaned)} characters long (at most {MAX_NAME_LENGTH})",
+                            "Choose a shorter name")
+    lowered = cleaned.lower()
+    if not NAME_PATTERN.fullmatch(lowered):
+        shown = cleaned.encode("unicode_escape").decode("ascii")
+        raise IdentityError(
+            f"The identity name {shown!r} has characters a name cannot have",
+            "Use letters, digits, '-' and '_' only, starting with a letter (for example alice or bob_2)",
+        )
+    if lowered in RESERVED_WORDS:
+        raise IdentityError(f"The name {lowered!r} is a word anybody's own prompts use",
+                            f"Choose another, for example {lowered}_1 or a first name")
+    return lowered
+
+
+def token_strings(name: str, count: int) -> list[str]:
+    """The n token strings of an identity, in diffusers' multi-vector naming."""
+    base = f"<{name}>"
+    return [base] + [f"{base}_{index}" for index in range(1, count)]
+
+
+def rewrite_prompt(prompt: str, names: Iterable[str], expand_tokens: dict[str, int] | None = None) -> str:
+    """Replace each identity name used as a whole word (any case) by its token.
+
+    With `expand_tokens` ({name: n}) the name becomes all n tokens, for code that tokenizes directly;
+    without, it becomes the first token, which diffusers' pipelines expand themselves.
+    """
+    for name in sorted(set(names), key=len, reverse=True):
+        tokens = token_strings(name, expand_tokens[name]) if expand_tokens else [f"<{name}>"]
+        pattern = re.compile(rf"(?<![\w<>-]){re.escape(name)}(?![\w>-])", re.IGNORECASE)
+        prompt = pattern.sub(" ".join(tokens), prompt)
+    return prompt
+
+
+def install_tokens(tokenizer, text_encoder: torch.nn.Module, tokens: Sequence[str],
+                   embeddings: torch.Tensor | None = None) -> list[int]:
+    """Add the tokens (if new) to the tokenizer and the encoder's table; write their rows if given."""
+    missing = [token for token in tokens if token not in tokenizer.get_vocab()]
+    if missing:
+        tokenizer.add_tokens(missing)
+        table = text_encoder.get_input_embeddings()
+        if len(tokenizer) > table.weight.shape[0]:
+            text_encoder.resize_token_embeddings(len(tokenizer))
+    ids = tokenizer.convert_tokens_to_ids(list(tokens))
+    if embeddings is not None:
+        table = text_encoder.get_input_embeddings().weight
+        if embeddings.shape != (len(tokens), table.shape[1]):
+            raise IdentityError(
+                f"The identity's embeddings are {tuple(embeddings.shape)} but this text encoder needs "
+                f"({len(tokens)}, {table.shape[1]})",
+                "Use the model the identity was learned on (anybody identities shows it)",
+            )
+        with torch.no_grad():
+            table[ids] = embeddings.to(table)
+    return list(ids)
+
+
+class TokenInjection:
+    """Replace the token-table rows of some tokens by tensors that carry gradients (for learning).
+
+    A forward hook on the encoder's input-embedding layer (a public PyTorch hook, no library code is
+    changed): wherever a prompt holds token `ids[j]`, the looked-up row becomes `values[b, j]`. Set
+    `values` ((n, dim) or (batch, n, dim)) before each encoder call; `remove()` when done.
+    """
+
+    def __init__(self, text_encoder: torch.nn.Module, ids: Sequence[int]) -> None:
+        self.ids = torch.tensor(list(ids))
+        self.values: torch.Tensor | None = None
+        self._handle = text_encoder.get_input_embeddings().register_forward_hook(self._replace)
+
+    def _replace(self, module: torch.nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        if self.values is None:
+            return output
+        input_ids = inputs[0]
+        ids = self.ids.to(input_ids.device)
+        values = self.values.to(output.dtype)
+        if values.dim() == 2:
+            values = values.expand(output.shape[0], -1, -1)
+        matches = input_ids[..., None] == ids  # (batch, length, n)
+        replacement = torch.einsum("bln,bnd->bld", matches.to(values.dtype), values)
+        return torch.where(matches.any(-1, keepdim=True), replacement, output)
+
+    def remove(self) -> None:
+        self._handle.remove()

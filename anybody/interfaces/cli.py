@@ -1,0 +1,230 @@
+"""The `anybody` command: learn, generate, face, basis, demo.
+
+Every problem a user can cause is an `AnybodyError`, printed as one line ("error: what. fix.") with exit
+code 2; `--debug` shows the traceback too. Ctrl-C while learning saves a checkpoint and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from anybody import __version__, settings
+from anybody.errors import AnybodyError
+
+SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "data" / "sample_face.jpg"
+DEMO_NAME = "eileen"  # the sample photo is astronaut Eileen Collins (NASA, public domain)
+log = logging.getLogger("anybody")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anybody",
+        description="Put a real person into a text-to-image diffusion model from one photo.",
+        epilog=f"Files live under ANYBODY_HOME (now {settings.home()}); the default model is ANYBODY_MODEL "
+        f"(now {settings.default_model()}).",
+    )
+    parser.add_argument("--version", action="version", version=f"anybody {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and library messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    learn = commands.add_parser("learn", help="learn a person (or several, jointly) from one photo each")
+    learn.add_argument("photos", nargs="+", metavar="PHOTO")
+    learn.add_argument("--name", required=True, help="the identity's name, comma-separated for several photos")
+    _model_arguments(learn)
+    learn.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
+    learn.add_argument("--seed", type=int, default=0, help="makes a run repeatable (default 0)")
+    learn.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default 0.01)")
+    learn.add_argument("--batch-size", type=int, default=2)
+    learn.add_argument("--views", type=int, default=32, help="augmented views computed per photo (default 32)")
+    learn.add_argument("--resolution", type=int, help="training size in px (default: the model's own)")
+    learn.add_argument("--mapper-depth", type=int, default=1, help="MLP layers (paper: 1)")
+    learn.add_argument("--average", choices=("views", "ema"), default="views",
+                       help="final coefficients: mean over the views (default) or the paper's running average")
+    learn.add_argument("--face", type=int, dest="face_index", help="which face when the photo has several (0 = largest)")
+    learn.add_argument("--detector", choices=("hog", "cnn"), default="hog")
+    learn.add_argument("--face-encoder", default="dlib", help="'dlib' or the path to an ArcFace .onnx file")
+    learn.add_argument("--alignment", choices=("words", "positions"), default="words",
+                       help="celeb basis name positions: word-aligned (default) or the reference's first two tokens")
+    learn.add_argument("--gradient-checkpointing", action="store_true", help="less memory, slower steps")
+    learn.add_argument("--checkpoint-every", type=int, default=100)
+    learn.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    learn.add_argument("--library", help="identity library folder (default ANYBODY_HOME/identities)")
+
+    generate = commands.add_parser("generate", help="draw learned people from a prompt")
+    generate.add_argument("prompt")
+    generate.add_argument("--identity", default="", help="identity names or files, comma-separated")
+    generate.add_argument("--model", help="default: the model the identity was learned on")
+    generate.add_argument("--device")
+    generate.add_argument("--dtype", choices=("fp32", "fp16", "bf16"))
+    generate.add_argument("-n", "--num-images", type=int, default=4)
+    generate.add_argument("--seed", type=int, default=42)
+    generate.add_argument("--steps", type=int, default=50)
+    generate.add_argument("--guidance", type=float, default=7.5)
+    generate.add_argument("--height", type=int)
+    generate.add_argument("--width", type=int)
+    generate.add_argument("--negative", help="negative prompt")
+    generate.add_argument("--scheduler", choices=("ddim", "model"), default="ddim",
+                          help="DDIM (default) or the model's own scheduler")
+    generate.add_argument("--out", help="output folder (default anybody-output/<time>)")
+    generate.add_argument("--library")
+
+    face = commands.add_parser("face", help="show what will be learned from a photo")
+    face.add_argument("photo")
+    face.add_argument("--out", default="anybody-output/face")
+    face.add_argument("--face", type=int, dest="face_index")
+    face.add_argument("--detector", choices=("hog", "cnn"), default="hog")
+
+    basis = commands.add_parser("basis", help="build or show the celeb basis of a model")
+    _model_arguments(basis)
+    basis.add_argument("--alignment", choices=("words", "positions"), default="words")
+    basis.add_argument("--names", help="a names file, one per line (default: the shipped list)")
+    basis.add_argument("--components", type=int, default=512, help="at most this many per position")
+
+    demo = commands.add_parser("demo", help="the whole path on the built-in tiny model and the sample photo")
+    demo.add_argument("--out", default="anybody-output/demo")
+    demo.add_argument("--model", default="tiny", help="default tiny (random weights); name a real model here")
+    demo.add_argument("--steps", type=int, help="training steps (default 150 on tiny, 800 otherwise)")
+    return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="Hub id, diffusers folder, .safetensors/.ckpt file or 'tiny' "
+                        "(default: ANYBODY_MODEL or " + settings.DEFAULT_MODEL + ")")
+    parser.add_argument("--config", help="a diffusers folder giving a single checkpoint file's layout (offline)")
+    parser.add_argument("--device", help="cuda, cuda:1, mps or cpu (default: the best available)")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), help="default: bf16/fp16 on GPU, fp32 on CPU")
+
+
+def run_learn(args: argparse.Namespace) -> int:
+    from anybody.basis import BasisOptions
+    from anybody.learning import LearnConfig, learn
+    from anybody.models import load_pipeline
+
+    config = LearnConfig(
+        steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, views=args.views,
+        resolution=args.resolution, mapper_depth=args.mapper_depth, coefficient_average=args.average,
+        face_index=args.face_index, detector=args.detector, face_encoder=args.face_encoder,
+        gradient_checkpointing=args.gradient_checkpointing, checkpoint_every=args.checkpoint_every,
+        basis=BasisOptions(alignment=args.alignment),
+    )
+    config.check()
+    names = [name.strip() for name in args.name.split(",")]
+    pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, config=args.config)
+    identities = learn(args.photos, names, pipe, config, library=args.library, resume=args.resume)
+    for identity in identities:
+        print(f"Learned {identity.name}: {identity.path}")
+    print(f'Next: anybody generate "a photo of {identities[0].name} on a beach" --identity {identities[0].name}'
+          + (f" --library {args.library}" if args.library else ""))
+    return 0
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from anybody.generation import generate
+
+    identities = [name.strip() for name in args.identity.split(",") if name.strip()]
+    out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
+    result = generate(
+        args.prompt, identities, args.model, num_images_per_prompt=args.num_images, num_inference_steps=args.steps,
+        guidance_scale=args.guidance, seed=args.seed, negative_prompt=args.negative, height=args.height,
+        width=args.width, scheduler=args.scheduler, out_dir=out, library=args.library, device=args.device,
+        dtype=args.dtype,
+    )
+    for path in result.paths:
+        print(path)
+    print(f"Contact sheet: {result.sheet}")
+    return 0
+
+
+def run_face(args: argparse.Namespace) -> int:
+    from anybody.face import write_face_preview
+
+    for path in write_face_preview(args.photo, Path(args.out), face_index=args.face_index, detector=args.detector):
+        print(path)
+    return 0
+
+
+def run_basis(args: argparse.Namespace) -> int:
+    from anybody.basis import BasisOptions, build_basis, load_names
+    from anybody.models import load_pipeline, text_encoders
+
+    pipe = load_pipeline(args.model, device=args.device or "cpu", dtype=args.dtype, config=args.config)
+    names = load_names(args.names) if args.names else None
+    options = BasisOptions(alignment=args.alignment, max_components=args.components)
+    for encoder_name, tokenizer, encoder in text_encoders(pipe):
+        basis = build_basis(tokenizer, encoder.get_input_embeddings().weight, names, options)
+        stats = basis.statistics
+        print(f"{encoder_name}: width {basis.width}, {stats['names']} names, {stats['alignment']} alignment, "
+              f"k = {basis.rank} components per position")
+        for position in stats["positions"]:
+            dropped = ", ".join(f"{count} {why}" for why, count in position["dropped"].items()) or "none"
+            print(f"  {position['position']}: {position['names_used']} names used (rank {position['rank']}, "
+                  f"explained variance {position['explained_variance']:.1%}); dropped: {dropped}")
+        print(f"  hash {basis.key[:16]}, cached at {basis.cache_path}")
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from anybody.generation import generate
+    from anybody.learning import LearnConfig, learn
+    from anybody.models import load_pipeline
+
+    out = Path(args.out)
+    tiny = args.model == "tiny"
+    if tiny:
+        print("The demo runs on the built-in `tiny` model: a small Stable Diffusion with RANDOM weights, so its "
+              "pictures are noise. It proves the whole path runs. For real pictures add one flag:\n"
+              f"    anybody demo --model {settings.DEFAULT_MODEL}\n")
+    steps = args.steps or (150 if tiny else 800)
+    pipe = load_pipeline(args.model)
+    identity = learn(SAMPLE_PHOTO, DEMO_NAME, pipe, LearnConfig(steps=steps, views=16 if tiny else 32),
+                     library=out)[0]
+    print(f"Identity file: {identity.path}")
+    prompt = f"a photo of {DEMO_NAME} as an astronaut on the moon"
+    result = generate(prompt, identity, pipe, num_images_per_prompt=4, num_inference_steps=25 if tiny else 50,
+                      seed=42, out_dir=out)
+    for path in result.paths:
+        print(f"Image: {path}")
+    print(f"Contact sheet: {result.sheet}")
+    return 0
+
+
+COMMANDS = {"learn": run_learn, "generate": run_generate, "face": run_face, "basis": run_basis, "demo": run_demo}
+
+
+def _configure_logging(debug: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if debug else logging.INFO)
+    log.propagate = False
+    if not debug:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+        import warnings
+
+        warnings.filterwarnings("ignore")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _configure_logging(args.debug)
+    try:
+        return COMMANDS[args.command](args)
+    except AnybodyError as error:
+        if args.debug:
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        return 130 if type(error).__name__ == "Interrupted" else 2
+    except KeyboardInterrupt:
+        print("Stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""`load_pipeline(model)`: a Hub id, a local diffusers folder, a single checkpoint file, or a tiny model.
+
+The returned object is the plain diffusers pipeline, placed on a sensible device and dtype (CUDA with
+bf16 or fp16 when present, Apple MPS with fp16, else CPU with fp32), with its models frozen. Every way a
+model can fail to load becomes one `ModelError` that says how to fix it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal
+
+import torch
+from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+
+from anybody.errors import ModelError, UsageError
+from anybody.models.tiny import TINY_NAMES, tiny_model_folder
+
+Family = Literal["sd1", "sd2", "sdxl"]
+SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+          "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    if device is not None:
+        chosen = torch.device(device)
+        if chosen.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"Device {device} was asked for, but this machine has no usable CUDA GPU",
+                             "Leave out --device to run on the CPU")
+        return chosen
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise UsageError(f"Unknown dtype {dtype!r}", f"Use one of: {', '.join(sorted(DTYPES))}")
+        return DTYPES[dtype]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def load_pipeline(
+    model: str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device | None = None,
+    dtype: str | torch.dtype | None = None,
+    config: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+) -> DiffusionPipeline:
+    """Load a Stable Diffusion pipeline (SD 1.x, 2.x or SDXL) the way diffusers does, frozen for anybody.
+
+    `model`: a Hub id ("CompVis/stable-diffusion-v1-4"), a local diffusers folder, a single
+    `.safetensors`/`.ckpt` file, or a built-in tiny model name ("tiny", built from `seed`). Default: the
+    `ANYBODY_MODEL` environment variable, else `anybody.settings.DEFAULT_MODEL`. `config` is a local
+    diffusers folder (or Hub id) giving the layout of a single checkpoint file when offline.
+    """
+    from anybody import settings
+
+    source = str(model) if model is not None else settings.default_model()
+    chosen_device = pick_device(device)
+    chosen_dtype = pick_dtype(chosen_device, dtype)
+    pipe = _load(source, chosen_dtype, config, seed)
+    for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
+        module = getattr(pipe, name, None)
+        if module is not None:
+            module.requires_grad_(False)
+            module.eval()
+    pipe.to(chosen_device)
+    pipe.set_progress_bar_config(disable=True)
+    pipe.anybody_source = source  # the name the user gave, recorded in identity files and images
+    return pipe
+
+
+def describe_model(pipe: DiffusionPipeline) -> str:
+    """The model as the user named it (what identity files and image metadata record)."""
+    return str(getattr(pipe, "anybody_source", None) or pipe.config.get("_name_or_path", "unknown"))
+
+
+def model_family(pipe: DiffusionPipeline) -> Family:
+    """SD 1.x, SD 2.x or SDXL, read from the loaded components rather than from names."""
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        return "sdxl"
+    return "sd2" if pipe.text_encoder.config.hidden_size >= 1024 else "sd1"
+
+
+def _load(source: str, dtype: torch.dtype, config: str | os.PathLike[str] | None, seed: int) -> DiffusionPipeline:
+    if source in TINY_NAMES:
+        return _from_folder(tiny_model_folder(source, seed), dtype)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _from_folder(path, dtype)
+    if path.is_file():
+        return _from_single_file(path, dtype, config)
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES or source.startswith((".", "/", "~")) or os.sep in source.strip("/") and source.count("/") > 1:
+        raise ModelError(f"The model file {source} does not exist", "Check the path, or pass a Hub id such as "
+                         "CompVis/stable-diffusion-v1-4")
+    return _from_hub(source, dtype)
+
+
+def _from_folder(folder: Path, dtype: torch.dtype) -> DiffusionPipeline:
+    index = folder / "model_index.json"
+    if not index.is_file():
+        raise ModelError(
+            f"The folder {folder} is not a diffusers model (it has no model_index.json)",
+            "Pass the folder that holds model_index.json, a single .safetensors/.ckpt file, or a Hub id",
+        )
+    try:
+        json.loads(index.read_text())
+        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, safety_checker=None,
+                                                 requires_safety_checker=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as error:
+        raise ModelError(f"The diffusers folder {folder} could not be loaded ({_first_line(error)})",
+                         "Check that every component folder is complete, or download the model again") from error
+
+
+def _from_single_file(path: Path, dtype: torch.dtype, config: str | os.PathLike[str] | None) -> DiffusionPipeline:
+    if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
+        raise ModelError(f"{path} is not a model file anybody can read",
+                         "Pass a .safetensors or .ckpt checkpoint, a diffusers folder, or a Hub id")
+    pipeline_class = StableDiffusionXLPipeline if _looks_like_sdxl(path) else StableDiffusionPipeline
+    try:
+        return pipeline_class.from_single_file(
+            str(path), torch_dtype=dtype, config=str(config) if config else None,
+            safety_checker=None, requires_safety_checker=False,
+        )
+    except Exception as error:  # diffusers raises many kinds here: all mean the same to a user
+        raise ModelError(
+            f"The checkpoint {path} could not be loaded ({_first_line(error)})",
+            "Check that the file is complete; offline, also pass --config with a local diffusers folder of "
+            "the same architecture (from_single_file needs its layout)",
+        ) from error
+
+
+def _looks_like_sdxl(path: Path) -> bool:
+    """SDXL checkpoints carry a second text encoder under `conditioner.embedders.1`."""
+    if path.suffix.lower() != ".safetensors":
+        return False
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            return any(key.startswith("conditioner.embedders.1.") for key in handle.keys())  # noqa: SIM118
+    except Exception:
+        return False  # an unreadable file is reported by the loader with its own message
+
+
+def _from_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
+    try:
+        return DiffusionPipeline.from_pretrained(repo_id, torch_dtype=dtype, safety_checker=None,
+                                                 requires_safety_checker=False)
+    except Exception as error:
+        raise ModelError(
+            f"The model {repo_id!r} is neither a local path nor available from the Hugging Face Hub here "
+            f"({_first_line(error)})",
+            f"Download it where you are online (huggingface-cli download {repo_id}) and run again, or pass "
+            "a local diffusers folder or .safetensors file, or --model tiny",
+        ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return (text[0] if text else type(error).__name__)[:200]
+
+
+def text_encoders(pipe: DiffusionPipeline) -> list[tuple[str, object, torch.nn.Module]]:
+    """(component name, tokenizer, text encoder) for each text encoder: one for SD 1.x/2.x, two for SDXL."""
+    pairs = [("text_encoder", pipe.tokenizer, pipe.text_encoder)]
+    if getattr(pipe, "text_encoder_2", None) is not None:
+        pairs.append(("text_encoder_2", pipe.tokenizer_2, pipe.text_encoder_2))
+    return pairs

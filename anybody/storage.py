@@ -1,0 +1,90 @@
+"""Every file anybody writes goes through `atomic_write`: temporary file, fsync, rename.
+
+A crash, a kill or a full disk at any moment leaves either the previous file or the new one, never a
+half-written file: identity files, checkpoints, basis caches, images and reports alike.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+import torch
+from safetensors.torch import save as safetensors_bytes
+
+from anybody.errors import AnybodyError
+
+
+@contextmanager
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside `path`; on success it replaces `path` in one rename.
+
+    On any exception (a full disk included) the temporary file is removed and `path` is untouched.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(handle, mode) as stream:
+            yield stream
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, target)
+    except BaseException as error:
+        Path(temporary).unlink(missing_ok=True)
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise AnybodyError(
+                f"The disk is full: {target} was not written (any previous version is intact)",
+                "Free some space and run the command again",
+            ) from error
+        raise
+    _sync_folder(target.parent)
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (a no-op where folders cannot be opened, as on Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    with atomic_write(path) as stream:
+        stream.write(data)
+
+
+def write_text(path: str | os.PathLike[str], text: str) -> None:
+    write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | os.PathLike[str], value: object) -> None:
+    write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> None:
+    """Save tensors (made contiguous, on the CPU) as one safetensors file, atomically."""
+    ready = {key: value.detach().to("cpu").contiguous() for key, value in tensors.items()}
+    write_bytes(path, safetensors_bytes(ready, metadata=metadata))
+
+
+def write_with(path: str | os.PathLike[str], save: Callable[[IO[bytes]], None]) -> None:
+    """Atomically write whatever `save(stream)` produces (PIL's `image.save`, `torch.save`, ...)."""
+    buffer = io.BytesIO()
+    save(buffer)
+    write_bytes(path, buffer.getvalue())

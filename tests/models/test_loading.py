@@ -1,0 +1,57 @@
+import pytest
+import torch
+
+from anybody.errors import ModelError, UsageError
+from anybody.models import describe_model, load_pipeline, model_family
+from anybody.models.loading import pick_dtype
+from anybody.models.tiny import build_tiny_pipeline
+
+
+def test_tiny_model_is_deterministic_from_its_seed():
+    first, second, other = build_tiny_pipeline(0), build_tiny_pipeline(0), build_tiny_pipeline(1)
+    def table(pipe):
+        return pipe.text_encoder.get_input_embeddings().weight
+
+    assert torch.equal(table(first), table(second))
+    assert not torch.equal(table(first), table(other))
+    assert torch.equal(first.unet.conv_in.weight, second.unet.conv_in.weight)
+
+
+def test_tiny_loads_frozen_on_cpu_in_fp32(tiny_pipe):
+    assert tiny_pipe.device.type == "cpu" and tiny_pipe.unet.dtype == torch.float32
+    assert not any(p.requires_grad for p in tiny_pipe.unet.parameters())
+    assert not any(p.requires_grad for p in tiny_pipe.text_encoder.parameters())
+    assert model_family(tiny_pipe) == "sd1"
+    assert describe_model(tiny_pipe) == "tiny"
+
+
+def test_a_diffusers_folder_loads_like_the_hub(tmp_path, tiny_pipe):
+    tiny_pipe.save_pretrained(tmp_path / "model")
+    pipe = load_pipeline(tmp_path / "model", device="cpu")
+    assert torch.equal(pipe.unet.conv_in.weight, tiny_pipe.unet.conv_in.weight)
+    assert describe_model(pipe) == str(tmp_path / "model")
+
+
+def test_missing_model_paths_and_non_models_say_what_to_do(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        load_pipeline(tmp_path / "nothing.safetensors", device="cpu")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelError, match="not a diffusers model"):
+        load_pipeline(tmp_path / "empty", device="cpu")
+    corrupt = tmp_path / "broken.safetensors"
+    corrupt.write_bytes(b"\x00" * 64)
+    with pytest.raises(ModelError, match="could not be loaded"):
+        load_pipeline(corrupt, device="cpu")
+
+
+def test_an_unreachable_hub_id_names_the_fix(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelError, match="huggingface-cli download"):
+        load_pipeline("someone/no-such-model-anywhere", device="cpu")
+
+
+def test_dtype_choices():
+    assert pick_dtype(torch.device("cpu")) == torch.float32
+    assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    with pytest.raises(UsageError):
+        pick_dtype(torch.device("cpu"), "int3")
