@@ -28,11 +28,13 @@ _PUBLIC = {
 __all__ = ["__version__", *_PUBLIC]
 
 if TYPE_CHECKING:
-    from anybody.errors import AnybodyError
-    from anybody.generation import apply, generate
-    from anybody.identity import Identity
-    from anybody.learning import LearnConfig, learn
-    from anybody.models import load_pipeline
+    from anybody.errors import AnybodyError as AnybodyError
+    from anybody.generation import apply as apply
+    from anybody.generation import generate as generate
+    from anybody.identity import Identity as Identity
+    from anybody.learning import LearnConfig as LearnConfig
+    from anybody.learning import learn as learn
+    from anybody.models import load_pipeline as load_pipeline
 
 
 def __getattr__(name: str) -> object:

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 from PIL.PngImagePlugin import PngInfo
 
 from anybody.storage import write_with
@@ -49,8 +49,7 @@ def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], title:
     for index, (image, caption) in enumerate(zip(images, captions)):
         x = (index % columns) * cell
         y = title_height + (index // columns) * (cell + caption_height)
-        thumbnail = image.copy()
-        thumbnail.thumbnail((cell, cell))
+        thumbnail = ImageOps.contain(image, (cell, cell), Image.Resampling.LANCZOS)
         sheet.paste(thumbnail, (x + (cell - thumbnail.width) // 2, y + (cell - thumbnail.height) // 2))
         draw.text((x + 4, y + cell + 3), _fit(draw, caption, cell - 8, font), fill="black", font=font)
     return sheet

@@ -102,7 +102,8 @@ def read_identity(path: Path) -> Identity:
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
         raise IdentityError(f"{path} is not a readable identity file ({str(error)[:120]})",
-                            "It may be truncated or of another format: learn it again, or use anybody import") from error
+                            "It may be truncated or of another format: learn it again, or use anybody import",
+                            ) from error
     if raw_metadata.get("format") != FORMAT:
         raise IdentityError(f"{path} is not an anybody identity file",
                             "To use a textual-inversion embedding, import it: anybody import FILE --name NAME")

@@ -18,10 +18,9 @@ from anybody.errors import IdentityError
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 MAX_NAME_LENGTH = 40
 # Words the learning prompts themselves use: an identity with one of these names would be confused with them.
-RESERVED_WORDS = frozenset(
-    "a an the of in on at with and or photo picture rendering cropped close-up closeup face person man woman "
-    "bright dark good clean dirty cool weird small large nice rendition illustration depiction".split()
-)
+_PROMPT_WORDS = """a an the of in on at with and or my one photo picture rendering cropped close-up closeup face
+    person man woman bright dark good clean dirty cool weird small large nice rendition illustration depiction"""
+RESERVED_WORDS = frozenset(_PROMPT_WORDS.split())
 
 
 def validate_name(name: str) -> str:
@@ -72,7 +71,7 @@ def install_tokens(tokenizer, text_encoder: torch.nn.Module, tokens: Sequence[st
         tokenizer.add_tokens(missing)
         table = text_encoder.get_input_embeddings()
         if len(tokenizer) > table.weight.shape[0]:
-            text_encoder.resize_token_embeddings(len(tokenizer))
+            text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
     ids = tokenizer.convert_tokens_to_ids(list(tokens))
     if embeddings is not None:
         table = text_encoder.get_input_embeddings().weight

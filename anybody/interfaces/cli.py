@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -46,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--mapper-depth", type=int, default=1, help="MLP layers (paper: 1)")
     learn.add_argument("--average", choices=("views", "ema"), default="views",
                        help="final coefficients: mean over the views (default) or the paper's running average")
-    learn.add_argument("--face", type=int, dest="face_index", help="which face when the photo has several (0 = largest)")
+    learn.add_argument("--face", type=int, dest="face_index",
+                       help="which face when the photo has several (0 = largest)")
     learn.add_argument("--detector", choices=("hog", "cnn"), default="hog")
     learn.add_argument("--face-encoder", default="dlib", help="'dlib' or the path to an ArcFace .onnx file")
     learn.add_argument("--alignment", choices=("words", "positions"), default="words",
@@ -103,6 +103,8 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_learn(args: argparse.Namespace) -> int:
     from anybody.basis import BasisOptions
+    from anybody.face import load_photo
+    from anybody.identity import validate_name
     from anybody.learning import LearnConfig, learn
     from anybody.models import load_pipeline
 
@@ -114,7 +116,9 @@ def run_learn(args: argparse.Namespace) -> int:
         basis=BasisOptions(alignment=args.alignment),
     )
     config.check()
-    names = [name.strip() for name in args.name.split(",")]
+    names = [validate_name(name) for name in args.name.split(",")]
+    for photo in args.photos:  # fail on a bad photo before loading a model of several GB
+        load_photo(photo)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, config=args.config)
     identities = learn(args.photos, names, pipe, config, library=args.library, resume=args.resume)
     for identity in identities:
@@ -203,12 +207,16 @@ def _configure_logging(debug: bool) -> None:
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
-    if not debug:
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("DIFFUSERS_VERBOSITY", "error")
+    if not debug:  # the libraries' own notices and loading bars mean nothing to a user of anybody
         import warnings
 
+        import diffusers.utils.logging as diffusers_logging
+        import transformers.utils.logging as transformers_logging
+
         warnings.filterwarnings("ignore")
+        for library in (diffusers_logging, transformers_logging):
+            library.set_verbosity_error()
+            library.disable_progress_bar()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

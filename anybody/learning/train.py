@@ -11,6 +11,7 @@ outputs over that identity's views, or the paper's running average with `coeffic
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -209,14 +210,15 @@ def learn(
                 prediction = unet(noisy, timesteps, text).sample
                 loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
                 loss_value = loss.item()
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"The loss stopped being finite at step {step + 1}; the last good checkpoint is kept",
-                        f"Try a lower learning rate (--lr {config.learning_rate / 10:g})",
-                    )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if not (torch.isfinite(loss) and all(torch.isfinite(p).all() for p in mapper.parameters())):
+                    raise TrainingError(
+                        f"Learning diverged at step {step + 1} (the loss or the weights stopped being finite); the "
+                        f"last good checkpoint (step {completed}) is kept",
+                        f"Try a lower learning rate (--lr {config.learning_rate / 10:g})",
+                    )
 
                 _update_averages(averages, coefficients.detach(), who, names, config)
                 completed, states_at_completed = step + 1, random_states()
@@ -287,7 +289,8 @@ def _update_averages(averages: dict[str, torch.Tensor], coefficients: torch.Tens
         name = names[index]
         current = coefficients[row].cpu()
         previous = averages.get(name)
-        averages[name] = current if previous is None else config.ema_momentum * previous + (1 - config.ema_momentum) * current
+        momentum = config.ema_momentum
+        averages[name] = current if previous is None else momentum * previous + (1 - momentum) * current
 
 
 def _checkpoint_path(names: list[str], library: str | os.PathLike[str] | None) -> Path:
@@ -325,10 +328,8 @@ class _sigterm_as_interrupt:
 
     def __enter__(self) -> None:
         self._previous = None
-        try:
+        with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
             self._previous = signal.signal(signal.SIGTERM, self._raise)
-        except ValueError:  # not the main thread: leave signals alone
-            pass
 
     def __exit__(self, *exc: object) -> None:
         if self._previous is not None:

@@ -32,7 +32,8 @@ class ViewBank:
     latents: torch.Tensor
 
 
-def jitter(image: Image.Image, rng: random.Random, flip: bool, factors: tuple[float, float, float, float]) -> Image.Image:
+def jitter(image: Image.Image, flip: bool, factors: tuple[float, float, float, float]) -> Image.Image:
+    """Flip, then scale brightness, contrast and saturation and shift the hue (a fraction of the circle)."""
     brightness, contrast, saturation, hue = factors
     if flip:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
@@ -70,8 +71,8 @@ def build_view_bank(face: FaceInput, encoder: FaceEncoder, vae: torch.nn.Module,
             factors = (rng.uniform(*JITTER), rng.uniform(*JITTER), rng.uniform(*JITTER),
                        rng.uniform(-HUE_SHIFT, HUE_SHIFT))
             canvas_face = None
-        crops.append(jitter(face.recognizer_crop, rng, flip, factors))
-        jittered = jitter(face.aligned, rng, flip, factors)
+        crops.append(jitter(face.recognizer_crop, flip, factors))
+        jittered = jitter(face.aligned, flip, factors)
         canvases.append(canvas_face if canvas_face is not None else paste_on_canvas(jittered, resolution, rng))
     features = torch.from_numpy(np.asarray(encoder.encode(crops), dtype=np.float32))
     generator = torch.Generator(device="cpu").manual_seed(seed)

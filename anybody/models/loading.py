@@ -104,7 +104,7 @@ def _load(source: str, dtype: torch.dtype, config: str | os.PathLike[str] | None
         return _from_folder(path, dtype)
     if path.is_file():
         return _from_single_file(path, dtype, config)
-    if path.suffix.lower() in SINGLE_FILE_SUFFIXES or source.startswith((".", "/", "~")) or os.sep in source.strip("/") and source.count("/") > 1:
+    if path.suffix.lower() in SINGLE_FILE_SUFFIXES or source.startswith((".", "/", "~")):
         raise ModelError(f"The model file {source} does not exist", "Check the path, or pass a Hub id such as "
                          "CompVis/stable-diffusion-v1-4")
     return _from_hub(source, dtype)

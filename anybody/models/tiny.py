@@ -54,6 +54,7 @@ def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
         attention_head_dim=8,
         norm_num_groups=8,
     )
+    _sharpen_cross_attention(unet)
     vae = AutoencoderKL(
         block_out_channels=(16, 32, 32, 32),
         down_block_types=("DownEncoderBlock2D",) * 4,
@@ -82,6 +83,20 @@ def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
         feature_extractor=None,
         requires_safety_checker=False,
     )
+
+
+def _sharpen_cross_attention(unet: UNet2DConditionModel, factor: float = 4.0) -> None:
+    """Scale the random query and key weights of every cross-attention so that it attends selectively.
+
+    With default initialisation the attention scores are near zero, every pixel attends to all 77 tokens
+    alike, and the UNet sees only the average of the prompt: two identity tokens could not be told apart.
+    A trained model attends selectively; this makes the random one do so too.
+    """
+    with torch.no_grad():
+        for name, module in unet.named_modules():
+            if name.endswith("attn2"):
+                module.to_q.weight.mul_(factor)
+                module.to_k.weight.mul_(factor)
 
 
 def tiny_model_folder(name: str = "tiny", seed: int = 0) -> Path:

@@ -46,7 +46,8 @@ def _byte_symbols() -> list[str]:
 
 @lru_cache(maxsize=1)
 def _vocabulary_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
-    lines = gzip.open(_bpe_file()).read().decode("utf-8").split("\n")
+    with gzip.open(_bpe_file()) as stream:
+        lines = stream.read().decode("utf-8").split("\n")
     merges = [tuple(line.split()) for line in lines[1 : MERGE_COUNT + 1]]
     symbols = _byte_symbols()
     words = [*symbols, *(symbol + "</w>" for symbol in symbols), *("".join(pair) for pair in merges)]

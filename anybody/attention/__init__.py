@@ -1,0 +1,66 @@
+"""Cross-attention control for SeFi-IDE: record attention maps, split keys and values, score and draw them.
+
+- `install(unet, store)` puts `CrossAttentionProcessor`s on the UNet's cross-attention layers (through
+  diffusers' public processor API; self-attention is left alone) and gives back a handle that restores
+  the previous processors. An `AttentionStore` steers them: which resolution to record, whether to keep
+  gradients, which encoding feeds the values (`value_states`) and which reference prompt to score
+  against the same queries (`reference_states`).
+- `cross_attention_layers`, `cross_attention_resolutions`, `resolution_for`: where the layers are and at
+  which query resolution they run, derived from the UNet's blocks and the latent size.
+- `face_attention_loss`: SeFi-IDE's MSE between the reference and target maps.
+- `attention_heatmaps`: a Figure-1-style sheet of per-word maps over a generated picture.
+"""
+
+from anybody.attention.heatmaps import (
+    AttentionAverager,
+    HeatmapResult,
+    HeatmapSheet,
+    attention_heatmaps,
+    colormap,
+    render_heatmaps,
+    word_maps,
+)
+from anybody.attention.layers import (
+    SEFI_LEVEL,
+    CrossAttentionLayer,
+    Resolution,
+    block_resolutions,
+    cross_attention_layers,
+    cross_attention_resolutions,
+    latent_size_of,
+    resolution_for,
+)
+from anybody.attention.loss import PAPER_WEIGHT, TokenChoice, face_attention_loss
+from anybody.attention.processors import CrossAttentionProcessor, InstalledProcessors, install
+from anybody.attention.store import AttentionRecord, AttentionStore
+from anybody.attention.tokens import PromptWord, prompt_length, prompt_words, token_positions
+
+__all__ = [
+    "PAPER_WEIGHT",
+    "SEFI_LEVEL",
+    "AttentionAverager",
+    "AttentionRecord",
+    "AttentionStore",
+    "CrossAttentionLayer",
+    "CrossAttentionProcessor",
+    "HeatmapResult",
+    "HeatmapSheet",
+    "InstalledProcessors",
+    "PromptWord",
+    "Resolution",
+    "TokenChoice",
+    "attention_heatmaps",
+    "block_resolutions",
+    "colormap",
+    "cross_attention_layers",
+    "cross_attention_resolutions",
+    "face_attention_loss",
+    "install",
+    "latent_size_of",
+    "prompt_length",
+    "prompt_words",
+    "render_heatmaps",
+    "resolution_for",
+    "token_positions",
+    "word_maps",
+]

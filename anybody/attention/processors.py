@@ -1,0 +1,193 @@
+"""Cross-attention processors that can record attention maps and take keys and values from two prompts.
+
+They are installed through diffusers' public processor API (`unet.set_attn_processor`), only on the
+cross-attention layers; self-attention keeps whatever processor it had. Where nothing is recorded they
+use `scaled_dot_product_attention` like diffusers' own `AttnProcessor2_0`; at the recorded resolution
+they compute softmax(Q K^T * scale) explicitly, because the probabilities themselves are what SeFi-IDE's
+loss and the heatmaps need. With the keys and values from the same encoding both paths give diffusers'
+output (to float rounding).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import TracebackType
+
+import torch
+import torch.nn.functional as F
+
+from anybody.attention.layers import (
+    CrossAttentionLayer,
+    cross_attention_layers,
+    cross_attention_resolutions,
+    latent_size_of,
+    resolution_for,
+)
+from anybody.attention.store import AttentionStore
+from anybody.errors import UsageError
+
+__all__ = [
+    "CrossAttentionLayer",
+    "CrossAttentionProcessor",
+    "InstalledProcessors",
+    "cross_attention_layers",
+    "cross_attention_resolutions",
+    "install",
+    "latent_size_of",
+    "resolution_for",
+]
+
+
+class CrossAttentionProcessor:
+    """The processor of one cross-attention layer, steered by a shared `AttentionStore`."""
+
+    def __init__(self, store: AttentionStore, layer: str) -> None:
+        self.store = store
+        self.layer = layer
+
+    def __call__(
+        self,
+        attn: torch.nn.Module,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        temb: torch.Tensor | None = None,
+        *args: object,
+        **kwargs: object,
+    ) -> torch.Tensor:
+        residual = hidden_states
+        if attn.spatial_norm is not None:
+            hidden_states = attn.spatial_norm(hidden_states, temb)
+        input_ndim = hidden_states.ndim
+        if input_ndim == 4:
+            batch_size, channel, height, width = hidden_states.shape
+            hidden_states = hidden_states.view(batch_size, channel, height * width).transpose(1, 2)
+        batch_size, query_pixels, _ = hidden_states.shape
+        if attn.group_norm is not None:
+            hidden_states = attn.group_norm(hidden_states.transpose(1, 2)).transpose(1, 2)
+
+        store = self.store
+        key_source = store.key_states if store.key_states is not None else encoder_hidden_states
+        value_source = store.value_states if store.value_states is not None else encoder_hidden_states
+        key_source = self._context(attn, key_source, hidden_states, "key_states")
+        value_source = self._context(attn, value_source, hidden_states, "value_states")
+        if key_source.shape[1] != value_source.shape[1]:
+            raise UsageError(f"The key encoding has {key_source.shape[1]} tokens but the value encoding "
+                             f"{value_source.shape[1]}", "Encode both prompts to the same length (77 tokens)")
+
+        heads = attn.heads
+        query = self._split(attn.to_q(hidden_states), heads)
+        key = self._split(attn.to_k(key_source), heads)
+        value = self._split(attn.to_v(value_source), heads)
+        if attn.norm_q is not None:
+            query = attn.norm_q(query)
+        if attn.norm_k is not None:
+            key = attn.norm_k(key)
+
+        if attention_mask is not None:
+            attention_mask = attn.prepare_attention_mask(attention_mask, key.shape[2], batch_size)
+            attention_mask = attention_mask.view(batch_size, heads, -1, attention_mask.shape[-1])
+
+        if store.wants(query_pixels):
+            probabilities = self._probabilities(attn, query, key, attention_mask)
+            output = probabilities @ value
+            reference = None
+            if store.reference_states is not None:
+                reference = self._reference(attn, query, store.reference_states, hidden_states, attention_mask)
+            store.record(self.layer, heads, probabilities.flatten(0, 1), reference)
+        else:
+            output = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+                                                    is_causal=False, scale=attn.scale)
+
+        output = output.transpose(1, 2).reshape(batch_size, -1, output.shape[1] * output.shape[3])
+        output = attn.to_out[1](attn.to_out[0](output.to(query.dtype)))
+        if input_ndim == 4:
+            output = output.transpose(-1, -2).reshape(batch_size, channel, height, width)
+        if attn.residual_connection:
+            output = output + residual
+        return output / attn.rescale_output_factor
+
+    def _context(self, attn: torch.nn.Module, states: torch.Tensor | None, hidden_states: torch.Tensor,
+                 what: str) -> torch.Tensor:
+        """The encoding that feeds keys or values, normalised as diffusers does, with a checked batch."""
+        if states is None:  # only when installed on a self-attention layer: attend to the image itself
+            return hidden_states
+        if states.shape[0] != hidden_states.shape[0]:
+            raise UsageError(
+                f"store.{what} has batch {states.shape[0]} but the UNet runs batch {hidden_states.shape[0]} in "
+                f"{self.layer}",
+                "Give one encoding per UNet sample (with classifier-free guidance: unconditional and conditional)",
+            )
+        states = states.to(device=hidden_states.device, dtype=hidden_states.dtype)
+        return attn.norm_encoder_hidden_states(states) if attn.norm_cross else states
+
+    @staticmethod
+    def _split(tensor: torch.Tensor, heads: int) -> torch.Tensor:
+        """(batch, length, heads * dim) -> (batch, heads, length, dim)."""
+        batch, length, inner = tensor.shape
+        return tensor.view(batch, length, heads, inner // heads).transpose(1, 2)
+
+    @staticmethod
+    def _probabilities(attn: torch.nn.Module, query: torch.Tensor, key: torch.Tensor,
+                       attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """softmax(Q K^T * scale + mask), with the upcasting diffusers' `get_attention_scores` applies."""
+        dtype = query.dtype
+        if attn.upcast_attention:
+            query, key = query.float(), key.float()
+        scores = (query @ key.transpose(-1, -2)) * attn.scale
+        if attention_mask is not None:
+            scores = scores + attention_mask
+        # Half-precision softmax over few tokens loses the small probabilities the loss compares: upcast.
+        if attn.upcast_softmax or scores.dtype in (torch.float16, torch.bfloat16):
+            scores = scores.float()
+        return scores.softmax(dim=-1).to(dtype)
+
+    def _reference(self, attn: torch.nn.Module, query: torch.Tensor, reference_states: torch.Tensor,
+                   hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """The reference prompt's maps from the same queries: a constant target, so no graph is built."""
+        with torch.no_grad():
+            context = self._context(attn, reference_states, hidden_states, "reference_states")
+            key = self._split(attn.to_k(context), attn.heads)
+            if attn.norm_k is not None:
+                key = attn.norm_k(key)
+            return self._probabilities(attn, query.detach(), key, attention_mask).flatten(0, 1)
+
+
+class InstalledProcessors:
+    """What `install` returns: the processors that were there before, put back by `remove()` or `with`."""
+
+    def __init__(self, unet: torch.nn.Module, previous: Mapping[str, object], layers: list[CrossAttentionLayer],
+                 store: AttentionStore) -> None:
+        self.unet = unet
+        self.previous = dict(previous)
+        self.layers = layers
+        self.store = store
+        self.removed = False
+
+    def remove(self) -> None:
+        """Restore the previous processors (once; later calls do nothing)."""
+        if not self.removed:
+            self.unet.set_attn_processor(dict(self.previous))  # diffusers pops from the dict: give a copy
+            self.removed = True
+
+    def __enter__(self) -> InstalledProcessors:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.remove()
+
+
+def install(unet: torch.nn.Module, store: AttentionStore) -> InstalledProcessors:
+    """Give every cross-attention layer a `CrossAttentionProcessor` bound to `store`; keep the others.
+
+    Use as `with install(unet, store): ...`, or keep the handle and call `.remove()`: the processors
+    that were there before (`unet.attn_processors`) come back either way.
+    """
+    previous = unet.attn_processors
+    layers = cross_attention_layers(unet)
+    processors = dict(previous)
+    for layer in layers:
+        processors[layer.processor_key] = CrossAttentionProcessor(store, layer.name)
+    unet.set_attn_processor(processors)
+    return InstalledProcessors(unet, previous, layers, store)

@@ -1,0 +1,58 @@
+"""The `anybody` command end to end on the tiny model, and its one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from PIL import Image
+
+from anybody.interfaces.cli import main
+
+
+def test_learn_then_generate_through_the_cli(sample_photo, tmp_path, capsys):
+    library = tmp_path / "library"
+    assert main(["learn", str(sample_photo), "--name", "eileen", "--model", "tiny", "--steps", "4", "--views", "4",
+                 "--library", str(library)]) == 0
+    assert (library / "eileen.safetensors").is_file()
+    out = tmp_path / "out"
+    assert main(["generate", "a photo of eileen on the moon", "--identity", "eileen", "--library", str(library),
+                 "-n", "2", "--steps", "2", "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "00-seed3.png" in printed and (out / "01-seed4.png").is_file() and (out / "sheet.png").is_file()
+    assert Image.open(out / "00-seed3.png").text["model"] == "tiny"  # generate used the identity's own model
+
+
+def test_demo_makes_an_identity_four_images_and_a_sheet(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--steps", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "RANDOM weights" in printed and "--model CompVis/stable-diffusion-v1-4" in printed
+    assert (tmp_path / "eileen.safetensors").is_file()
+    assert len(list(tmp_path.glob("0*-seed*.png"))) == 4 and (tmp_path / "sheet.png").is_file()
+
+
+def test_face_writes_what_will_be_learned(sample_photo, tmp_path, capsys):
+    assert main(["face", str(sample_photo), "--out", str(tmp_path)]) == 0
+    written = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert written and all(Image.open(path).format == "PNG" for path in written)
+
+
+def test_basis_prints_its_statistics(capsys):
+    assert main(["basis", "--model", "tiny"]) == 0
+    printed = capsys.readouterr().out
+    assert "first name:" in printed and "surname:" in printed and "explained variance" in printed
+    assert "cached at" in printed
+
+
+def test_errors_are_one_line_without_a_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "anybody.interfaces.cli", "learn", str(tmp_path / "missing.jpg"), "--name", "x",
+         "--model", "tiny"], capture_output=True, text=True, env={"ANYBODY_HOME": str(tmp_path), "PATH": ""})
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_bad_names_fail_before_loading_anything(sample_photo, capsys):
+    assert main(["learn", str(sample_photo), "--name", "../evil", "--model", "tiny"]) == 2
+    assert "characters a name cannot have" in capsys.readouterr().err

@@ -1,0 +1,82 @@
+"""Learning on the tiny model with the real face pipeline: files, repeatability, resume, divergence."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from anybody.errors import TrainingError, UsageError
+from anybody.identity import Identity
+from anybody.learning import Interrupted, LearnConfig, learn
+
+FAST = {"steps": 6, "views": 4, "checkpoint_every": 2}
+
+
+def test_learning_writes_a_complete_identity_file(tiny_pipe, sample_photo, library):
+    identity = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)[0]
+    width = tiny_pipe.text_encoder.config.hidden_size
+    loaded = Identity.load("eileen", library)
+    assert loaded.path == library / "eileen.safetensors" == identity.path
+    assert loaded.embeddings.shape == (2, width)
+    assert loaded.coefficients.shape[0] == 2 and loaded.face_descriptor.shape == (128,)
+    assert torch.all(loaded.coefficients.norm(dim=-1) <= 1 + 1e-5)
+    metadata = loaded.metadata
+    assert metadata["method"] == "celeb-basis" and metadata["base_model"] == "tiny" and metadata["family"] == "sd1"
+    assert len(metadata["basis.text_encoder"]) == 64 and metadata["training"]["steps"] == 6
+    assert metadata["photo"] == sample_photo.name and "anybody_version" in metadata
+    assert torch.isfinite(torch.tensor(float(metadata["final_loss"])))
+
+
+def test_the_same_seed_learns_the_same_identity(tiny_pipe, sample_photo, tmp_path):
+    runs = [
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, seed=seed), library=tmp_path / str(index),
+              progress=False)[0]
+        for index, seed in enumerate((0, 0, 1))
+    ]
+    assert torch.equal(runs[0].embeddings, runs[1].embeddings)
+    assert not torch.allclose(runs[0].embeddings, runs[2].embeddings)
+
+
+def test_an_interrupted_run_resumes_to_the_same_result(tiny_pipe, sample_photo, tmp_path):
+    whole = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "whole",
+                  progress=False)[0]
+
+    def stop_at_three(step: int, loss: float) -> None:
+        if step == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="--resume"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "cut", progress=False,
+              callback=stop_at_three)
+    assert not (tmp_path / "cut" / "eileen.safetensors").exists()
+    resumed = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "cut",
+                    resume=True, progress=False)[0]
+    assert torch.allclose(resumed.embeddings, whole.embeddings, atol=1e-6)
+
+
+def test_resuming_needs_a_checkpoint_with_the_same_settings(tiny_pipe, sample_photo, library):
+    with pytest.raises(UsageError, match="no checkpoint"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, resume=True, progress=False)
+    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    with pytest.raises(UsageError, match="other settings"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, learning_rate=0.5), library=library,
+              resume=True, progress=False)
+
+
+def test_divergence_stops_with_advice_and_keeps_the_last_good_checkpoint(tiny_pipe, sample_photo, library):
+    with pytest.raises(TrainingError, match="lower learning rate"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, learning_rate=float("inf")), library=library,
+              progress=False)
+    assert not (library / "eileen.safetensors").exists()
+
+
+@pytest.mark.parametrize(("field", "value"), [("steps", 0), ("batch_size", 0), ("learning_rate", -1.0),
+                                              ("resolution", 100)])
+def test_bad_settings_are_refused_before_any_work(field, value):
+    with pytest.raises(UsageError):
+        LearnConfig(**{field: value}).check()
+
+
+def test_photos_and_names_must_pair_up(tiny_pipe, sample_photo, library):
+    with pytest.raises(UsageError, match="one distinct name per photo"):
+        learn([sample_photo, sample_photo], "eileen", tiny_pipe, LearnConfig(**FAST), library=library)
