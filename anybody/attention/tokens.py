@@ -56,13 +56,13 @@ def prompt_words(tokenizer: object, prompt: str) -> list[PromptWord]:
     special = set(tokenizer.all_special_ids)
     added = {token_id for token_id in tokenizer.get_added_vocab().values() if token_id not in special}
     words: list[PromptWord] = []
-    pieces: list[str] = []
+    pieces: list[int] = []
     piece_positions: list[int] = []
 
     def flush() -> None:
         if pieces:
-            text = tokenizer.convert_tokens_to_string(pieces).strip()
-            words.append(PromptWord(text or "".join(pieces), tuple(piece_positions)))
+            text = tokenizer.decode(pieces, skip_special_tokens=True, clean_up_tokenization_spaces=False).strip()
+            words.append(PromptWord(text or "?", tuple(piece_positions)))
             pieces.clear()
             piece_positions.clear()
 
@@ -79,7 +79,7 @@ def prompt_words(tokenizer: object, prompt: str) -> list[PromptWord]:
             else:
                 words.append(PromptWord(token, (position,)))
             continue
-        pieces.append(token)
+        pieces.append(token_id)
         piece_positions.append(position)
         if token.endswith("</w>"):
             flush()

@@ -80,7 +80,11 @@ class Face:
 
 
 def find_faces(image: PhotoSource, detector: str = "hog") -> list[Face]:
-    """Every face in the photo, largest first (each with its 5 landmarks at full resolution)."""
+    """Every face in the photo, largest first, each with its 5 landmarks at full resolution.
+
+    A PIL RGB image is taken as it is (upright, as `load_photo` returns it); anything else goes through
+    `load_photo` first. An empty list when there is no face; `choose_face` turns that into the error.
+    """
     if detector not in DETECTORS:
         raise UsageError(f"Unknown face detector {detector!r}",
                          "Use 'hog' (fast, the default) or 'cnn' (slower, finds turned and dim faces)")
@@ -88,6 +92,8 @@ def find_faces(image: PhotoSource, detector: str = "hog") -> list[Face]:
     scale = detection_scale(photo.size, detector)
     working = photo if scale == 1.0 else photo.resize(
         (max(1, round(photo.width * scale)), max(1, round(photo.height * scale))), Image.Resampling.BILINEAR)
+    if min(working.size) < DETECTOR_WINDOW:  # no face fits (and dlib's CNN refuses such small inputs)
+        return []
     pixels = np.asarray(working)
     if detector == "hog":
         found = _confirmed(photo, [(_to_photo(box, scale), score) for box, score in _hog(pixels)])
@@ -114,10 +120,12 @@ def choose_face(faces: list[Face], index: int | None = None) -> Face:
                         "to pick another: 0 is the largest, %d the smallest", len(faces), faces[0].size,
                         len(faces) - 1)
     elif not 0 <= index < len(faces):
-        valid = "0" if len(faces) == 1 else f"0 to {len(faces) - 1}"
-        raise PhotoError(f"There is no face {index}: the photo has {len(faces)} "
-                         f"face{'s' if len(faces) > 1 else ''} (valid: {valid})",
-                         f"Pass --face with a number from {valid} (0 is the largest)")
+        if len(faces) == 1:
+            raise PhotoError(f"There is no face {index}: the photo has 1 face (valid: 0)",
+                             "Leave out --face, or pass --face 0")
+        raise PhotoError(f"There is no face {index}: the photo has {len(faces)} faces "
+                         f"(valid: 0 to {len(faces) - 1})",
+                         f"Pass --face with a number from 0 to {len(faces) - 1} (0 is the largest)")
     face = faces[index]
     if face.size < MIN_FACE_SIZE:
         raise PhotoError(f"The face is only {face.size} pixels wide, smaller than the "

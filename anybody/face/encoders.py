@@ -109,9 +109,12 @@ class OnnxFaceEncoder:
                              "Use an ArcFace model taking (N, 3, 112, 112) images")
         self.input_size = tuple(side if isinstance(side, int) else 112 for side in (shape[3], shape[2]))
         self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
-        output = self.session.get_outputs()[0].shape
-        self.dim = int(output[-1]) if output and isinstance(output[-1], int) else \
-            int(self._run(np.zeros((1, 3, self.input_size[1], self.input_size[0]), np.float32)).shape[-1])
+        feature_shape = list(self.session.get_outputs()[0].shape)[1:]
+        if feature_shape and all(isinstance(side, int) for side in feature_shape):
+            self.dim = int(np.prod(feature_shape))
+        else:  # a symbolic output shape: run the model once to learn its width
+            probe = np.zeros((1, 3, self.input_size[1], self.input_size[0]), np.float32)
+            self.dim = int(self._run(probe).reshape(1, -1).shape[1])
         self._template = arcface_template(self.input_size)
 
     def crop(self, image: Image.Image, face: Face) -> Image.Image:

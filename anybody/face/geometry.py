@@ -106,7 +106,7 @@ def _padded_region(image: Image.Image, box: tuple[int, int, int, int], reduction
     pad_top = (inner_top - top) // reduction
     pad_right = out_width - pad_left - inner.width
     pad_bottom = out_height - pad_top - inner.height
-    if min(pad_left, pad_top, pad_right, pad_bottom) < 0:  # the box lies wholly outside the photo
+    if min(pad_left, pad_top, pad_right, pad_bottom) < 0:  # only when the box is wholly outside the photo
         pad_right, pad_bottom = max(pad_right, 0), max(pad_bottom, 0)
         pad_left, pad_top = max(pad_left, 0), max(pad_top, 0)
     if not (pad_left or pad_top or pad_right or pad_bottom):

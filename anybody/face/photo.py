@@ -26,6 +26,10 @@ from PIL import Image, ImageCms, ImageOps
 from anybody.errors import PhotoError
 
 log = logging.getLogger(__name__)
+# Pillow logs some decoding failures (a damaged TIFF) as errors before raising; without a handler Python
+# prints them to stderr, ahead of our one-line PhotoError. A NullHandler keeps them off the terminal only
+# when the application has configured no logging of its own.
+logging.getLogger("PIL").addHandler(logging.NullHandler())
 
 MAX_PIXELS = 50_000_000
 """Largest photo accepted, in pixels (50 megapixels: a 8660 x 5773 photo, beyond any phone camera).
@@ -158,8 +162,8 @@ def _note_frames(image: Image.Image, name: str) -> None:
     if frames <= 1:
         return
     image.seek(0)
-    if image.format == "MPO":  # phone JPEGs with a depth map or a preview: the first image is the photo
-        log.debug("%s holds %d images (MPO); the first one is used", name, frames)
+    if image.format in ("MPO", "PSD"):  # a phone JPEG's depth map or preview, a PSD's layers: the first
+        log.debug("%s holds %d images (%s); the first one is used", name, frames, image.format)
     elif image.format == "TIFF":
         log.warning("%s has %d pages; only the first page is used", name, frames)
     else:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from safetensors import SafetensorError, safe_open
 
+from anybody.basis import CelebBasis
 from anybody.errors import IdentityError
 from anybody.identity.tokens import validate_name
 from anybody.storage import write_safetensors
@@ -61,6 +62,25 @@ class Identity:
     @property
     def base_model(self) -> str:
         return str(self.metadata.get("base_model", "unknown"))
+
+    def embeddings_in(self, basis: CelebBasis, encoder: str = "text_encoder") -> torch.Tensor:
+        """The embeddings rebuilt from the coefficients in `basis` (mean + c·B), after checking it is theirs.
+
+        Coefficients only mean something in the basis they were learned in: another basis (another model,
+        names list or build options) → IdentityError. The stored embeddings need no basis at all.
+        """
+        coefficients = self.encoder_coefficients.get(encoder)
+        if coefficients is None:
+            raise IdentityError(f"The identity {self.name!r} has no basis coefficients ({self.method})",
+                                "Use its embeddings directly (identity.embeddings)")
+        made_in = self.metadata.get(f"basis.{encoder}")
+        if made_in != basis.key or coefficients.shape[-1] != basis.rank:
+            raise IdentityError(
+                f"The coefficients of {self.name!r} were made in basis {str(made_in)[:16]}, not in this one "
+                f"({basis.key[:16]}: another model, names list or basis options)",
+                "Use the identity's stored embeddings, or build the basis it was learned with",
+            )
+        return basis.embeddings(coefficients)
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike[str], library: str | os.PathLike[str] | None = None) -> Identity:

@@ -23,8 +23,12 @@ Every problem with a file is an `IdentityError` naming the file, the problem and
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
+import pickletools
+import warnings
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,9 +112,11 @@ def export_identity(identity: Identity, format: str, out_path: str | os.PathLike
 
     The prompt word in A1111 and ComfyUI is the file name (`alice.pt` -> "alice"; "embedding:alice" in
     ComfyUI), so name the file after the word you want to type. Only diffusers reads the token from the
-    file: `token` (default "<name>") is the diffusers key, or the A1111 "name" field (default the
-    identity's name) that diffusers uses when loading an A1111 file without `token=`. Other formats have
-    no token, and passing one is a UsageError rather than silently ignored.
+    file: `token` (default "<name>") is the diffusers key, or the A1111 "name" field. A1111 itself takes
+    the word from the file name and ignores that field, but diffusers registers it when loading an A1111
+    file without `token=`; the bare name would often be refused there, since CLIP's vocabulary already
+    holds common first names ("alice"), so it is "<name>" too. Other formats have no token, and passing
+    one is a UsageError rather than silently ignored.
 
     SDXL identities (two text encoders): "a1111", "a1111-safetensors", "kohya" and "comfyui" write one
     safetensors {"clip_l": (n, 768), "clip_g": (n, 1280)}, the form all of those tools read (so "a1111"
@@ -156,7 +162,7 @@ def export_identity(identity: Identity, format: str, out_path: str | os.PathLike
         data = {
             "string_to_token": {"*": A1111_PLACEHOLDER_ID},
             "string_to_param": {"*": embedding},
-            "name": _checked_token(token) if token is not None else identity.name,
+            "name": _checked_token(token if token is not None else f"<{identity.name}>"),
             "step": _training_steps(identity),
             "sd_checkpoint": None,
             "sd_checkpoint_name": checkpoint,
@@ -321,17 +327,18 @@ def _load_payload(path: Path) -> object:
                                 "It may be truncated or damaged: download or export it again") from error
     if suffix in PICKLE_SUFFIXES:
         try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as error:
-            if _needs_objects(error):
+            with warnings.catch_warnings():  # torch's advice on failure is to unpickle anyway: not ours
+                warnings.simplefilter("ignore")
+                return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # untrusted bytes: any failure to read them is the file's problem
+            imports = _foreign_imports(path)
+            if imports or (isinstance(error, pickle.UnpicklingError) and _needs_objects(error)):
+                shown = f" (it imports {', '.join(imports[:3])})" if imports else ""
                 raise IdentityError(
-                    f"{path} carries Python code or objects beyond plain tensors, so it was not loaded "
-                    "(loading it could run that code)",
+                    f"{path} carries Python code or objects beyond plain tensors{shown}, so it was not loaded: "
+                    "loading it could run that code",
                     "Use a .safetensors version of the embedding, or one exported from a tool you trust",
                 ) from error
-            raise IdentityError(f"{path} is not a readable PyTorch file ({_short(error)})",
-                                "It may be truncated or damaged: download or export it again") from error
-        except Exception as error:  # untrusted bytes: any other failure also means "not readable"
             raise IdentityError(f"{path} is not a readable PyTorch file ({_short(error)})",
                                 "It may be truncated or damaged: download or export it again") from error
     raise IdentityError(f"{path} is neither a .safetensors nor a .pt/.bin file",
@@ -342,6 +349,48 @@ def _needs_objects(error: pickle.UnpicklingError) -> bool:
     """torch's weights-only loader says so when a pickle asks for a class or function it will not run."""
     message = str(error)
     return any(marker in message for marker in ("GLOBAL", "allowlisted", "add_safe_globals"))
+
+
+def _foreign_imports(path: Path) -> list[str]:
+    """What a refused pickle would have imported beyond torch's own rebuilders, for an honest message.
+
+    torch's safe loader stops at pickle features it does not support (protocol 4 framing, say) before it
+    sees the imports, so the opcodes are listed with `pickletools`, which reads and never runs them. Best
+    effort: a damaged stream yields what was read before the damage.
+    """
+    found: list[str] = []
+    for stream in _pickle_streams(path):
+        reader = io.BytesIO(stream)
+        strings: list[str] = []
+        for _ in range(8):  # torch's legacy files are a few pickles in a row
+            if reader.tell() >= len(stream):
+                break
+            try:
+                for opcode, argument, _offset in pickletools.genops(reader):
+                    if opcode.name in ("GLOBAL", "INST") and isinstance(argument, str):
+                        found.append(argument.replace(" ", "."))
+                    elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(argument, str):
+                        strings.append(argument)
+            except Exception:  # damaged, or raw tensor bytes after the pickles: keep what was found
+                break
+    trusted = ("torch.", "collections.OrderedDict")
+    return sorted({name for name in found if not name.startswith(trusted)})
+
+
+def _pickle_streams(path: Path) -> list[bytes]:
+    """The pickles in a `.pt`: the file itself (legacy or plain pickle) or the `.pkl` members of its zip."""
+    data = path.read_bytes()
+    try:
+        if not zipfile.is_zipfile(io.BytesIO(data)):
+            return [data]
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = [info for info in archive.infolist() if info.filename.endswith(".pkl")][:4]
+            # read() is bounded: a hostile zip may claim (or inflate to) any size
+            return [archive.open(info).read(MAX_EMBEDDING_FILE_BYTES) for info in members]
+    except Exception:  # a damaged zip: nothing more to learn from it
+        return []
 
 
 def _interpret(payload: object, path: Path) -> tuple[dict[str, tuple[str, object]], str]:
@@ -443,5 +492,7 @@ def _short(error: BaseException) -> str:
     if "WeightsUnpickler error:" in text:  # torch wraps the reason in advice to unpickle anyway: drop that
         text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = lines[0] if lines else type(error).__name__
+    first = lines[0].split(". ")[0] if lines else ""
+    if len(first) < 24:  # "101" or "" alone says nothing; the error's kind says a little
+        first = f"{type(error).__name__}: {first}" if first else type(error).__name__
     return "".join(c if c.isprintable() else "?" for c in first)[:160]

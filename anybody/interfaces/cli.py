@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("--gradient-checkpointing", action="store_true", help="less memory, slower steps")
     learn.add_argument("--checkpoint-every", type=int, default=100)
     learn.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    learn.add_argument("--replace", action="store_true", help="learn again an identity the library already has")
     learn.add_argument("--library", help="identity library folder (default ANYBODY_HOME/identities)")
 
     generate = commands.add_parser("generate", help="draw learned people from a prompt")
@@ -85,6 +86,13 @@ def build_parser() -> argparse.ArgumentParser:
     basis.add_argument("--alignment", choices=("words", "positions"), default="words")
     basis.add_argument("--names", help="a names file, one per line (default: the shipped list)")
     basis.add_argument("--components", type=int, default=512, help="at most this many per position")
+
+    identities = commands.add_parser("identities", help="the identity library: list, show, remove")
+    identities.add_argument("action", nargs="?", choices=("list", "show", "remove"), default="list")
+    identities.add_argument("name", nargs="?", help="the identity to show or remove")
+    identities.add_argument("--library")
+    identities.add_argument("--model", help="flag the identities that do not fit this model")
+    identities.add_argument("--yes", action="store_true", help="remove without asking")
 
     demo = commands.add_parser("demo", help="the whole path on the built-in tiny model and the sample photo")
     demo.add_argument("--out", default="anybody-output/demo")
@@ -120,7 +128,8 @@ def run_learn(args: argparse.Namespace) -> int:
     for photo in args.photos:  # fail on a bad photo before loading a model of several GB
         load_photo(photo)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, config=args.config)
-    identities = learn(args.photos, names, pipe, config, library=args.library, resume=args.resume)
+    identities = learn(args.photos, names, pipe, config, library=args.library, resume=args.resume,
+                       replace=args.replace)
     for identity in identities:
         print(f"Learned {identity.name}: {identity.path}")
     print(f'Next: anybody generate "a photo of {identities[0].name} on a beach" --identity {identities[0].name}'
@@ -173,6 +182,68 @@ def run_basis(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_identities(args: argparse.Namespace) -> int:
+    from anybody.errors import UsageError
+    from anybody.identity import Identity, library_names
+
+    if args.action == "list":
+        return _list_identities(args.library, args.model)
+    if not args.name:
+        raise UsageError(f"identities {args.action} needs a name", f"anybody identities {args.action} NAME")
+    identity = Identity.load(args.name, args.library)
+    if args.action == "show":
+        print(f"{identity.name}: {identity.path} ({identity.path.stat().st_size:,} bytes)")
+        for encoder, embeddings in identity.encoder_embeddings.items():
+            coefficients = identity.encoder_coefficients.get(encoder)
+            shown = f", coefficients {tuple(coefficients.shape)}" if coefficients is not None else ""
+            print(f"  {encoder}: embeddings {tuple(embeddings.shape)}{shown}")
+        for key, value in sorted(identity.metadata.items()):
+            print(f"  {key}: {value}")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"Removing {identity.name} needs a confirmation", "Add --yes to remove without asking")
+        if input(f"Remove {identity.name} ({identity.path})? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Kept.")
+            return 1
+    identity.path.unlink()
+    print(f"Removed {identity.name}. Left: {', '.join(library_names(args.library)) or 'none'}")
+    return 0
+
+
+def _list_identities(library: str | None, model: str | None) -> int:
+    from anybody.errors import AnybodyError
+    from anybody.generation import check_fits
+    from anybody.identity import Identity, library_names
+    from anybody.models import load_pipeline
+
+    names = library_names(library)
+    if not names:
+        print(f"No identities in {settings.library_folder(library)} yet: anybody learn PHOTO --name NAME")
+        return 0
+    pipe = load_pipeline(model, device="cpu") if model else None
+    rows = [("name", "method", "base model", "width", "created", "")]
+    for name in names:
+        try:
+            identity = Identity.load(name, library)
+        except AnybodyError as error:
+            rows.append((name, "unreadable", "", "", "", f"! {error.problem}"))
+            continue
+        note = ""
+        if pipe is not None:
+            try:
+                check_fits(identity, pipe)
+            except AnybodyError:
+                note = f"! does not fit {model}"
+        widths = "+".join(str(e.shape[1]) for e in identity.encoder_embeddings.values())
+        rows.append((name, identity.method, identity.base_model, widths, str(identity.metadata.get("created", ""))[:10],
+                     note))
+    widths_ = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths_)).rstrip())
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from anybody.generation import generate
     from anybody.learning import LearnConfig, learn
@@ -198,7 +269,8 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"learn": run_learn, "generate": run_generate, "face": run_face, "basis": run_basis, "demo": run_demo}
+COMMANDS = {"learn": run_learn, "generate": run_generate, "face": run_face, "basis": run_basis,
+            "identities": run_identities, "demo": run_demo}
 
 
 def _configure_logging(debug: bool) -> None:

@@ -26,9 +26,9 @@ from tqdm.auto import tqdm
 
 from anybody import __version__, settings
 from anybody.basis import BasisOptions, CelebBasis, build_basis
-from anybody.errors import ModelError, TrainingError, UsageError
+from anybody.errors import IdentityError, ModelError, TrainingError, UsageError
 from anybody.face import FaceInput, get_face_encoder, prepare_face
-from anybody.identity import Identity, token_strings, validate_name
+from anybody.identity import Identity, identity_path, token_strings, validate_name
 from anybody.identity.tokens import TokenInjection, install_tokens
 from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from anybody.learning.mapper import CoefficientMapper
@@ -85,6 +85,7 @@ def learn(
     *,
     library: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    replace: bool = False,
     teacher: dict[str, torch.Tensor] | None = None,
     callback: Callable[[int, float], None] | None = None,
     progress: bool = True,
@@ -93,7 +94,8 @@ def learn(
 ) -> list[Identity]:
     """Learn one identity per photo (jointly when several) and save each to the library.
 
-    `teacher` ({name: (tokens, width) embeddings}) distils: the target becomes the frozen model's own
+    An identity of the same name already in the library is kept unless `replace`. `teacher`
+    ({name: (tokens, width) embeddings}) distils: the target becomes the frozen model's own
     prediction with those embeddings in place of the identity, instead of the sampled noise (how the tests
     prove that learning recovers a known identity). `callback(step, loss)` runs after every step.
     """
@@ -105,6 +107,10 @@ def learn(
     if len(photos) != len(names) or len(set(names)) != len(names):
         raise UsageError(f"{len(photos)} photos and {len(names)} distinct names were given",
                          "Give exactly one distinct name per photo, e.g. --name alice,bob")
+    taken = [name for name in names if identity_path(name, library).exists()]
+    if taken and not (replace or resume):  # resuming continues the same identity
+        raise IdentityError(f"The library already has an identity called {', '.join(taken)}",
+                            f"Choose another name (e.g. {taken[0]}_2), or pass --replace to learn it again")
 
     # The frozen model and its celeb basis.
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ from anybody.errors import ModelError, UsageError
 from anybody.face import DlibFaceEncoder, FaceEncoder, OnnxFaceEncoder, get_face_encoder, prepare_face
 from anybody.face.encoders import ARCFACE_TEMPLATE, arcface_template
 from anybody.face.geometry import apply, fit_similarity
+from anybody.face.models import model_file
 
 
 def test_the_dlib_descriptor(sample_input):
@@ -122,3 +125,23 @@ def test_a_file_that_is_not_a_model(tmp_path):
     path.write_bytes(b"not a model")
     with pytest.raises(ModelError, match=r"cannot be loaded"):
         get_face_encoder(str(path))
+
+
+def test_onnxruntime_missing_names_the_install_command(tmp_path, monkeypatch):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\0")
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # what `import onnxruntime` meets when not installed
+    with pytest.raises(ModelError, match=r"pip install onnxruntime"):
+        get_face_encoder(str(path))
+
+
+def test_missing_dlib_models_name_the_install_command(monkeypatch):
+    model_file.cache_clear()
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    try:
+        with pytest.raises(ModelError, match=r"pip install dlib-bin face-recognition-models"):
+            model_file("shape_predictor_5_face_landmarks.dat")
+    finally:
+        monkeypatch.undo()
+        model_file.cache_clear()
+    assert model_file("shape_predictor_5_face_landmarks.dat").is_file()

@@ -84,7 +84,7 @@ def test_palette_with_transparency(tmp_path, portrait, face_centre):
     pixels = np.asarray(palette).copy()
     pixels[:, :60] = 255  # index 255 (unused by the 255 colours) is the transparent one
     transparent = Image.fromarray(pixels, "P")
-    transparent.putpalette(palette.getpalette() + [0, 0, 0])  # a 256th colour (black) to make transparent
+    transparent.putpalette([*palette.getpalette(), 0, 0, 0])  # a 256th colour (black) to make transparent
     loaded = load_photo(_saved(transparent, tmp_path / "palette.png", transparency=255))
     assert (np.asarray(loaded)[:, :60] == 255).all()
     _assert_face_where_it_was(loaded, face_centre, portrait.size)

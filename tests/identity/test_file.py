@@ -76,3 +76,22 @@ def test_metadata_values_are_stored_as_strings_or_json(tmp_path):
         metadata = handle.metadata()
     assert json.loads(metadata["training"]) == {"steps": 5}
     assert metadata["format"] == "anybody-identity" and metadata["name"] == "alice"
+
+
+def test_coefficients_are_only_used_in_the_basis_they_were_made_in(tmp_path):
+    from anybody.basis import build_basis
+    from anybody.models.tokenizer import clip_tokenizer
+
+    tokenizer = clip_tokenizer()
+    table = torch.randn(49408, 32, generator=torch.Generator().manual_seed(0)) * 0.02
+    basis = build_basis(tokenizer, table, cache_folder=tmp_path)
+    other = build_basis(tokenizer, table, names=["Tom Hanks", "Emma Watson", "Brad Pitt", "Will Smith"],
+                        cache_folder=tmp_path)
+    coefficients = torch.nn.functional.normalize(torch.randn(2, basis.rank), dim=-1)
+    identity = _identity()
+    identity.encoder_coefficients["text_encoder"] = coefficients
+    identity.metadata["basis.text_encoder"] = basis.key
+    assert torch.allclose(identity.embeddings_in(basis), basis.embeddings(coefficients))
+    with pytest.raises(IdentityError, match="not in this one"):
+        identity.embeddings_in(other)
+    assert identity.embeddings.shape == (2, 32)  # the stored embeddings need no basis

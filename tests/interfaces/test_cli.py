@@ -56,3 +56,36 @@ def test_errors_are_one_line_without_a_traceback(tmp_path):
 def test_bad_names_fail_before_loading_anything(sample_photo, capsys):
     assert main(["learn", str(sample_photo), "--name", "../evil", "--model", "tiny"]) == 2
     assert "characters a name cannot have" in capsys.readouterr().err
+
+
+def _saved_identity(library, name="alice", width=32):
+    import torch
+
+    from anybody.identity import Identity
+
+    return Identity(name=name, encoder_embeddings={"text_encoder": torch.randn(2, width)},
+                    metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"}).save(library=library)
+
+
+def test_identities_lists_shows_and_flags_what_does_not_fit(tmp_path, capsys):
+    library = tmp_path / "library"
+    _saved_identity(library, "alice")
+    _saved_identity(library, "bob", width=768)
+    assert main(["identities", "--library", str(library), "--model", "tiny"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["name", "method", "base", "model"]
+    alice, bob = (next(line for line in lines if line.startswith(name)) for name in ("alice", "bob"))
+    assert "celeb-basis" in alice and "tiny" in alice and "!" not in alice
+    assert "768" in bob and "does not fit tiny" in bob
+    assert main(["identities", "show", "alice", "--library", str(library)]) == 0
+    shown = capsys.readouterr().out
+    assert "embeddings (2, 32)" in shown and "method: celeb-basis" in shown
+
+
+def test_identities_remove_asks_unless_told_yes(tmp_path, capsys):
+    library = tmp_path / "library"
+    path = _saved_identity(library, "alice")
+    assert main(["identities", "remove", "alice", "--library", str(library)]) == 2
+    assert "--yes" in capsys.readouterr().err and path.exists()
+    assert main(["identities", "remove", "alice", "--library", str(library), "--yes"]) == 0
+    assert not path.exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from anybody.errors import TrainingError, UsageError
+from anybody.errors import IdentityError, TrainingError, UsageError
 from anybody.identity import Identity
 from anybody.learning import Interrupted, LearnConfig, learn
 
@@ -25,6 +25,13 @@ def test_learning_writes_a_complete_identity_file(tiny_pipe, sample_photo, libra
     assert len(metadata["basis.text_encoder"]) == 64 and metadata["training"]["steps"] == 6
     assert metadata["photo"] == sample_photo.name and "anybody_version" in metadata
     assert torch.isfinite(torch.tensor(float(metadata["final_loss"])))
+
+
+def test_a_taken_name_is_refused_unless_replaced(tiny_pipe, sample_photo, library):
+    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    with pytest.raises(IdentityError, match="already has an identity called eileen"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, seed=3), library=library, replace=True, progress=False)
 
 
 def test_the_same_seed_learns_the_same_identity(tiny_pipe, sample_photo, tmp_path):
@@ -58,6 +65,7 @@ def test_resuming_needs_a_checkpoint_with_the_same_settings(tiny_pipe, sample_ph
     with pytest.raises(UsageError, match="no checkpoint"):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, resume=True, progress=False)
     learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    (library / "eileen.safetensors").unlink()
     with pytest.raises(UsageError, match="other settings"):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, learning_rate=0.5), library=library,
               resume=True, progress=False)

@@ -1,0 +1,370 @@
+"""Exports load in diffusers' own loader and draw like anybody; imports read every format; bad files are refused."""
+
+from __future__ import annotations
+
+import copy
+import pickle
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, safe_open, save_file
+
+from anybody.errors import IdentityError, UsageError
+from anybody.identity import Identity, token_strings
+from anybody.identity.formats import FORMATS, export_file_name, export_identity, import_embedding
+from anybody.identity.tokens import install_tokens
+from anybody.models import load_pipeline
+
+WIDTH = 32  # the tiny model's text-encoder width
+PROMPT = "a photo of <alice>"
+
+
+def _identity(width: int = WIDTH, tokens: int = 2, name: str = "alice") -> Identity:
+    generator = torch.Generator().manual_seed(7)
+    return Identity(
+        name=name,
+        encoder_embeddings={"text_encoder": torch.randn(tokens, width, generator=generator)},
+        metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1", "training": {"steps": 7}},
+    )
+
+
+def _sdxl_identity(widths: tuple[int, int] = (768, 1280), tokens: int = 2) -> Identity:
+    generator = torch.Generator().manual_seed(8)
+    return Identity(
+        name="alice",
+        encoder_embeddings={"text_encoder": torch.randn(tokens, widths[0], generator=generator),
+                            "text_encoder_2": torch.randn(tokens, widths[1], generator=generator)},
+        metadata={"method": "celeb-basis", "base_model": "tiny-xl", "family": "sdxl"},
+    )
+
+
+def _export(identity: Identity, fmt: str, folder: Path, **options: str) -> Path:
+    return export_identity(identity, fmt, folder / export_file_name(identity, fmt), **options)
+
+
+def _raw(path: Path) -> dict:
+    """A written file's contents as plain dicts of tensors (folders: one entry per encoder file)."""
+    if path.is_dir():
+        return {sub.parent.name: load_file(sub) for sub in sorted(path.glob("*/learned_embeds.safetensors"))}
+    if path.suffix == ".pt":
+        return torch.load(path, map_location="cpu", weights_only=True)
+    return load_file(path)
+
+
+def _assert_same_tensors(left: object, right: object) -> None:
+    if isinstance(left, dict):
+        assert isinstance(right, dict) and set(left) == set(right)
+        for key in left:
+            _assert_same_tensors(left[key], right[key])
+    elif isinstance(left, torch.Tensor):
+        assert isinstance(right, torch.Tensor) and left.dtype == right.dtype and torch.equal(left, right)
+
+
+@pytest.fixture(scope="module")
+def reference_prompt() -> torch.Tensor:
+    """The prompt embeddings with the identity installed by anybody, tokenized without diffusers' rewrite."""
+    pipe = load_pipeline("tiny", device="cpu")
+    tokens = token_strings("alice", 2)
+    ids = install_tokens(pipe.tokenizer, pipe.text_encoder, tokens, _identity().embeddings)
+    tokenizer = pipe.tokenizer
+    input_ids = tokenizer("a photo of <alice> <alice>_1", padding="max_length", truncation=True,
+                          max_length=tokenizer.model_max_length, return_tensors="pt").input_ids
+    assert set(ids) <= set(input_ids[0].tolist())
+    with torch.no_grad():
+        return pipe.text_encoder(input_ids)[0]
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_export_loads_in_diffusers_and_encodes_exactly_as_anybody_installs_it(
+        tiny_pipe, tmp_path, fmt, reference_prompt):
+    identity = _identity()
+    path = _export(identity, fmt, tmp_path)
+    tiny_pipe.load_textual_inversion(str(path), token="<alice>")
+    ids = tiny_pipe.tokenizer.convert_tokens_to_ids(token_strings("alice", 2))
+    rows = tiny_pipe.text_encoder.get_input_embeddings().weight[ids]
+    assert torch.equal(rows, identity.embeddings)
+    with torch.no_grad():
+        embeds = tiny_pipe.encode_prompt(PROMPT, "cpu", 1, False)[0]
+    assert embeds.dtype == torch.float32
+    torch.testing.assert_close(embeds, reference_prompt, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("fmt", ["diffusers", "a1111"])
+def test_diffusers_finds_the_token_in_the_file_without_being_told(tiny_pipe, tmp_path, fmt):
+    # "alice" is already a CLIP word, which diffusers refuses as a new token: the files say "<alice>".
+    assert "alice" in tiny_pipe.tokenizer.get_vocab()
+    tiny_pipe.load_textual_inversion(str(_export(_identity(), fmt, tmp_path)))
+    vocabulary = tiny_pipe.tokenizer.get_vocab()
+    assert "<alice>" in vocabulary and "<alice>_1" in vocabulary
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+@pytest.mark.parametrize("sdxl", [False, True], ids=["sd1", "sdxl"])
+def test_export_import_export_keeps_every_tensor_bit_for_bit(tmp_path, fmt, sdxl, library):
+    identity = _sdxl_identity() if sdxl else _identity()
+    first = _export(identity, fmt, tmp_path / "first")
+    imported = import_embedding(first, "alice")
+    assert imported.name == "alice" and imported.method == "imported"
+    assert imported.metadata["source_file"] == first.name
+    assert imported.metadata["family"] == ("sdxl" if sdxl else "unknown")
+    assert set(imported.encoder_embeddings) == set(identity.encoder_embeddings)
+    for encoder, value in identity.encoder_embeddings.items():
+        assert torch.equal(imported.encoder_embeddings[encoder], value)
+    second = _export(imported, fmt, tmp_path / "second")
+    _assert_same_tensors(_raw(first), _raw(second))
+    saved = Identity.load(imported.save(library=library))  # an import is a valid identity file
+    assert torch.equal(saved.embeddings, identity.embeddings)
+
+
+def test_a1111_pt_has_the_webui_structure(tmp_path):
+    data = _raw(_export(_identity(), "a1111", tmp_path))
+    assert set(data) == {"string_to_token", "string_to_param", "name", "step", "sd_checkpoint",
+                         "sd_checkpoint_name"}
+    assert data["string_to_token"] == {"*": 265} and list(data["string_to_param"]) == ["*"]
+    embedding = data["string_to_param"]["*"]
+    assert embedding.dtype == torch.float32 and embedding.is_contiguous() and embedding.device.type == "cpu"
+    assert torch.equal(embedding, _identity().embeddings)
+    assert (data["name"], data["step"], data["sd_checkpoint"], data["sd_checkpoint_name"]) == (
+        "<alice>", 7, None, "tiny")
+
+
+@pytest.mark.parametrize("fmt", ["a1111-safetensors", "kohya", "comfyui"])
+def test_single_tensor_formats_hold_one_emb_params_tensor(tmp_path, fmt):
+    path = _export(_identity(), fmt, tmp_path)
+    assert path.name == "alice.safetensors"  # the file name is the prompt word in A1111 and ComfyUI
+    data = load_file(path)
+    assert list(data) == ["emb_params"] and data["emb_params"].dtype == torch.float32
+    assert torch.equal(data["emb_params"], _identity().embeddings)
+    with pytest.raises(IdentityError, match="not an anybody identity file"):
+        Identity.load(path)
+
+
+def test_diffusers_file_is_one_key_named_by_the_token(tmp_path):
+    assert list(load_file(_export(_identity(), "diffusers", tmp_path))) == ["<alice>"]
+    other = export_identity(_identity(), "diffusers", tmp_path / "other.safetensors", token="<al>")
+    assert list(load_file(other)) == ["<al>"]
+
+
+def test_exports_are_fresh_float32_copies_even_of_half_precision_views(tmp_path):
+    table = torch.randn(2000, WIDTH).half()
+    identity = _identity()
+    identity.encoder_embeddings["text_encoder"] = table[10:12]
+    embedding = _raw(_export(identity, "a1111", tmp_path))["string_to_param"]["*"]
+    assert embedding.dtype == torch.float32 and embedding.is_contiguous()
+    assert embedding.untyped_storage().nbytes() == 2 * WIDTH * 4  # not the whole table
+    assert torch.equal(embedding, table[10:12].float())
+
+
+def test_sdxl_exports_clip_l_and_clip_g_and_imports_both_encoders(tmp_path):
+    identity = _sdxl_identity()
+    for fmt in ("a1111", "a1111-safetensors", "kohya", "comfyui"):
+        path = _export(identity, fmt, tmp_path / fmt)
+        assert path.suffix == ".safetensors"
+        data = load_file(path)
+        assert set(data) == {"clip_l", "clip_g"}
+        assert data["clip_l"].shape == (2, 768) and data["clip_g"].shape == (2, 1280)
+        imported = import_embedding(path, "alice", model_width={"text_encoder": 768, "text_encoder_2": 1280})
+        assert imported.metadata["family"] == "sdxl" and imported.metadata["source_format"] == "sdxl"
+        assert torch.equal(imported.encoder_embeddings["text_encoder_2"], identity.encoder_embeddings[
+            "text_encoder_2"])
+    with pytest.raises(UsageError, match=r"\.safetensors"):
+        export_identity(identity, "a1111", tmp_path / "alice.pt")
+    folder = _export(identity, "diffusers", tmp_path)
+    assert folder.is_dir()
+    assert list(load_file(folder / "text_encoder_2" / "learned_embeds.safetensors")) == ["<alice>"]
+    assert set(import_embedding(folder, "alice").encoder_embeddings) == {"text_encoder", "text_encoder_2"}
+    with pytest.raises(UsageError, match="folder"):
+        export_identity(identity, "diffusers", tmp_path / "alice.safetensors")
+
+
+def test_the_sdxl_diffusers_folder_loads_once_per_encoder_in_diffusers(tiny_pipe, tmp_path):
+    identity = _sdxl_identity(widths=(WIDTH, WIDTH))
+    folder = _export(identity, "diffusers", tmp_path)
+    second_tokenizer, second_encoder = copy.deepcopy(tiny_pipe.tokenizer), copy.deepcopy(tiny_pipe.text_encoder)
+    tiny_pipe.load_textual_inversion(str(folder), subfolder="text_encoder", token="<alice>")
+    tiny_pipe.load_textual_inversion(str(folder), subfolder="text_encoder_2", token="<alice>",
+                                     tokenizer=second_tokenizer, text_encoder=second_encoder)
+    for tokenizer, encoder, key in ((tiny_pipe.tokenizer, tiny_pipe.text_encoder, "text_encoder"),
+                                    (second_tokenizer, second_encoder, "text_encoder_2")):
+        ids = tokenizer.convert_tokens_to_ids(token_strings("alice", 2))
+        assert torch.equal(encoder.get_input_embeddings().weight[ids], identity.encoder_embeddings[key])
+
+
+class _Payload:
+    """Unpickling this creates the marker file: proof that code from the file ran."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.marker), "w"))
+
+
+WRITERS = {
+    "torch.save": lambda data, stream: torch.save(data, stream),
+    "torch.save-legacy": lambda data, stream: torch.save(data, stream, _use_new_zipfile_serialization=False),
+    "pickle-protocol-2": lambda data, stream: pickle.dump(data, stream, protocol=2),
+    "pickle-default": lambda data, stream: pickle.dump(data, stream),
+}
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("suffix", [".pt", ".bin"])
+def test_a_pickle_carrying_code_is_refused_and_never_runs(tmp_path, writer, suffix):
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / f"evil{suffix}"
+    data = {"string_to_param": {"*": torch.zeros(1, WIDTH)}, "name": _Payload(marker)}
+    with path.open("wb") as stream:
+        WRITERS[writer](data, stream)
+    with pytest.raises(IdentityError, match=r"carries Python code or objects .*was not loaded") as refused:
+        import_embedding(path, "alice")
+    assert not marker.exists()
+    assert "open" in str(refused.value)  # it says what the file would have called
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_truncated_files_are_refused(tmp_path, fmt):
+    path = _export(_identity(), fmt, tmp_path)
+    cut = tmp_path / f"cut{path.suffix}"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(IdentityError, match="not a readable"):
+        import_embedding(cut, "alice")
+
+
+def _save(path: Path, data: object) -> Path:
+    if path.suffix == ".safetensors":
+        save_file(data, path)
+    else:
+        torch.save(data, path)
+    return path
+
+
+NAN = torch.tensor([[0.0, float("nan")]])
+BAD_FILES = [
+    ("nan.safetensors", {"emb_params": NAN}, "NaN or infinite"),
+    ("inf.pt", {"string_to_param": {"*": torch.tensor([[float("inf"), 1.0]])}}, "NaN or infinite"),
+    ("ints.safetensors", {"emb_params": torch.ones(2, WIDTH, dtype=torch.int64)}, "not floating-point"),
+    ("zero.pt", {"emb_params": torch.zeros(0, WIDTH)}, "empty"),
+    ("huge.safetensors", {"emb_params": torch.zeros(500, WIDTH)}, "beyond any text encoder"),
+    ("cube.pt", {"emb_params": torch.zeros(2, 2, WIDTH)}, r"shape \(2, 2, 32\)"),
+    ("none.pt", {"name": "alice", "step": 3}, "holds no tensors"),
+    ("two.safetensors", {"a": torch.zeros(1, WIDTH), "b": torch.zeros(1, WIDTH)}, "ambiguous"),
+    ("many.pt", {"string_to_param": {"*": torch.zeros(1, 2), "x": torch.zeros(1, 2)}}, "not exactly one"),
+    ("list.pt", [torch.zeros(1, WIDTH)], "holds a list"),
+    ("half.safetensors", {"clip_g": torch.zeros(2, 1280)}, "without its clip_l"),
+    ("uneven.safetensors", {"clip_l": torch.zeros(2, 768), "clip_g": torch.zeros(3, 1280)}, "clip_l 2, clip_g 3"),
+]
+
+
+@pytest.mark.parametrize(("file_name", "data", "message"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
+def test_bad_embeddings_are_refused_naming_the_problem(tmp_path, file_name, data, message):
+    with pytest.raises(IdentityError, match=message):
+        import_embedding(_save(tmp_path / file_name, data), "alice")
+
+
+def test_other_bad_inputs_are_refused(tmp_path):
+    (tmp_path / "empty.pt").write_bytes(b"")
+    with pytest.raises(IdentityError, match="empty"):
+        import_embedding(tmp_path / "empty.pt", "alice")
+    with pytest.raises(IdentityError, match="does not exist"):
+        import_embedding(tmp_path / "missing.safetensors", "alice")
+    with pytest.raises(IdentityError, match=r"neither a \.safetensors"):
+        import_embedding(_save(tmp_path / "x.ckpt", {"emb_params": torch.zeros(1, WIDTH)}), "alice")
+    with pytest.raises(IdentityError, match="holds no learned_embeds"):
+        import_embedding(tmp_path, "alice")
+    good = _save(tmp_path / "good.safetensors", {"emb_params": torch.zeros(1, WIDTH)})
+    with pytest.raises(IdentityError, match="characters"):
+        import_embedding(good, "../etc")
+
+
+def test_a_wrong_width_names_both_widths(tmp_path):
+    path = _export(_identity(width=768), "kohya", tmp_path)
+    with pytest.raises(IdentityError, match=r"width 768.*needs width 32"):
+        import_embedding(path, "alice", model_width=32)
+    assert import_embedding(path, "alice", model_width=768).embeddings.shape == (2, 768)
+    with pytest.raises(IdentityError, match="no embedding for the model's text_encoder_2"):
+        import_embedding(path, "alice", model_width={"text_encoder": 768, "text_encoder_2": 1280})
+
+
+def test_other_tools_shapes_are_understood(tmp_path):
+    vector = torch.randn(WIDTH)
+    cases = {
+        "vector.safetensors": ({"<cat-toy>": vector}, "diffusers"),
+        "bare.pt": (vector.expand(3, -1).clone(), "tensor"),
+        "extras.pt": ({"embedding": vector, "name": "cat", "step": 12}, "single-tensor"),
+        "comfy-sd1.safetensors": ({"clip_l": vector[None]}, "diffusers"),
+    }
+    for file_name, (data, source_format) in cases.items():
+        imported = import_embedding(_save(tmp_path / file_name, data), "cat")
+        assert imported.metadata["source_format"] == source_format
+        assert imported.embeddings.shape[1] == WIDTH and torch.equal(imported.embeddings[0], vector)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    _save(legacy / "learned_embeds.safetensors", {"<cat>": vector[None]})
+    assert torch.equal(import_embedding(legacy, "cat").embeddings, vector[None])
+
+
+def test_export_arguments_are_checked(tmp_path):
+    identity = _identity()
+    with pytest.raises(UsageError, match="Unknown export format"):
+        export_identity(identity, "png", tmp_path / "alice.png")
+    with pytest.raises(UsageError, match="prompt word is the file name"):
+        export_identity(identity, "comfyui", tmp_path / "alice.safetensors", token="<alice>")
+    with pytest.raises(UsageError, match=r"\.pt or \.bin file"):
+        export_identity(identity, "a1111", tmp_path / "alice.safetensors")
+    with pytest.raises(UsageError, match="cannot be used in a prompt"):
+        export_identity(identity, "diffusers", tmp_path / "alice.safetensors", token="two words")
+    identity.encoder_embeddings["text_encoder"][0, 0] = float("nan")
+    with pytest.raises(IdentityError, match="non-finite"):
+        export_identity(identity, "kohya", tmp_path / "alice.safetensors")
+    assert not (tmp_path / "alice.safetensors").exists()
+
+
+def test_safetensors_exports_record_where_they_came_from(tmp_path):
+    with safe_open(str(_export(_identity(), "comfyui", tmp_path)), framework="pt") as handle:
+        metadata = handle.metadata()
+    assert metadata["name"] == "alice" and metadata["exported_by"] == "anybody"
+    assert metadata["base_model"] == "tiny"
+
+
+def _valid_files() -> dict[str, bytes]:
+    with tempfile.TemporaryDirectory() as folder:
+        return {fmt: _export(_identity(), fmt, Path(folder)).read_bytes() for fmt in ("a1111", "kohya")}
+
+
+VALID = _valid_files()
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _import_outcome(data: bytes, suffix: str) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"fuzz{suffix}"
+        path.write_bytes(data)
+        try:
+            identity = import_embedding(path, "alice")
+        except IdentityError:
+            return
+        assert isinstance(identity, Identity) and torch.isfinite(identity.embeddings).all()
+
+
+@FUZZ
+@given(data=st.binary(max_size=4096), suffix=st.sampled_from([".safetensors", ".pt", ".bin"]))
+def test_arbitrary_bytes_give_an_identity_or_an_identity_error(data, suffix):
+    _import_outcome(data, suffix)
+
+
+@FUZZ
+@given(fmt=st.sampled_from(sorted(VALID)), edits=st.lists(
+    st.tuples(st.integers(min_value=0), st.integers(min_value=0, max_value=255)), min_size=1, max_size=8),
+    cut=st.integers(min_value=0))
+def test_damaged_real_files_give_an_identity_or_an_identity_error(fmt, edits, cut):
+    data = bytearray(VALID[fmt])
+    for position, value in edits:
+        data[position % len(data)] = value
+    data = data[: len(data) - cut % 16]
+    suffix = ".pt" if fmt == "a1111" else ".safetensors"
+    _import_outcome(bytes(data), suffix)
