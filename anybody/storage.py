@@ -14,12 +14,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
-
-import torch
-from safetensors.torch import save as safetensors_bytes
+from typing import IO, TYPE_CHECKING
 
 from anybody.errors import AnybodyError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @contextmanager
@@ -79,6 +79,8 @@ def write_safetensors(
     path: str | os.PathLike[str], tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
     """Save tensors (made contiguous, on the CPU) as one safetensors file, atomically."""
+    from safetensors.torch import save as safetensors_bytes  # torch is imported only where tensors are written
+
     ready = {key: value.detach().to("cpu").contiguous() for key, value in tensors.items()}
     write_bytes(path, safetensors_bytes(ready, metadata=metadata))
 

@@ -125,11 +125,15 @@ class OnnxFaceEncoder:
         if not crops:
             return np.zeros((0, self.dim), dtype=np.float32)
         batch = np.stack([self._pixels(crop) for crop in crops])
-        if self.fixed_batch == 1:
-            features = np.concatenate([self._run(item[None]) for item in batch])
-        else:
-            features = self._run(batch)
-        features = features.reshape(len(crops), -1).astype(np.float32)
+        step = self.fixed_batch or len(batch)  # a model exported with a fixed batch gets chunks of it
+        chunks = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            padding = step - len(chunk)
+            if padding:
+                chunk = np.concatenate([chunk, np.zeros((padding, *chunk.shape[1:]), np.float32)])
+            chunks.append(self._run(chunk).reshape(step, -1)[: step - padding])
+        features = np.concatenate(chunks).astype(np.float32)
         norms = np.linalg.norm(features, axis=1, keepdims=True)
         return features / np.maximum(norms, 1e-12)
 

@@ -17,6 +17,7 @@ import io
 import logging
 import os
 import warnings
+from functools import cache
 from pathlib import Path
 from typing import IO
 
@@ -31,11 +32,12 @@ log = logging.getLogger(__name__)
 # when the application has configured no logging of its own.
 logging.getLogger("PIL").addHandler(logging.NullHandler())
 
-MAX_PIXELS = 50_000_000
-"""Largest photo accepted, in pixels (50 megapixels: a 8660 x 5773 photo, beyond any phone camera).
+MAX_PIXELS = 64_000_000
+"""Largest photo accepted, in pixels: 64 megapixels (about 190 MB once decoded).
 
-Checked from the file header before decoding, so a small file claiming enormous dimensions (an
-"image bomb") is refused without allocating memory. A face never needs more pixels than this.
+Enough for the 50-megapixel mode of phone cameras (8160 x 6144 is 50.1 MP) and for 61 MP full-frame
+cameras; a face never needs more. Checked from the file header before decoding, so a small file that
+claims enormous dimensions (an "image bomb") is refused without allocating memory.
 """
 
 PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "TGA", "JPEG2000", "PSD",
@@ -98,15 +100,20 @@ def _open(stream: IO[bytes], name: str) -> Image.Image:
     with warnings.catch_warnings():
         # Pillow's remarks on odd metadata are noise to a user: a real problem raises below.
         warnings.simplefilter("ignore", UserWarning)
-        # Pillow warns (then refuses) for huge images on its own; our limit is lower and says more.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Pillow warns above 89 MP, which our own check (lower, and naming the size) refuses anyway;
+        # above 179 MP Pillow refuses before we see the size.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(stream, formats=_registered_formats())
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        except Image.DecompressionBombError as error:
             raise _bomb(name, None) from error
         except Image.UnidentifiedImageError as error:
+            if _is_heif(stream):
+                raise PhotoError(f"{name} is a HEIC/HEIF photo, which needs the pillow-heif package",
+                                 "Install it with: pip install pillow-heif (or export the photo as JPEG)"
+                                 ) from error
             raise PhotoError(f"{name} is not an image anybody can read",
-                             "Use a JPEG, PNG or WebP photo (or GIF, BMP, TIFF, HEIF)") from error
+                             "Use a JPEG, PNG or WebP photo (or GIF, BMP, TIFF, HEIC, AVIF)") from error
         except Exception as error:  # Pillow's plugins raise many types on malformed headers
             raise _damaged(name) from error
         with image:
@@ -117,7 +124,31 @@ def _open(stream: IO[bytes], name: str) -> Image.Image:
 def _registered_formats() -> list[str]:
     """PHOTO_FORMATS that this Pillow can open (Pillow refuses to be asked for a format it lacks)."""
     Image.init()
+    _register_heif()
     return [name for name in PHOTO_FORMATS if name in Image.OPEN]
+
+
+@cache
+def _register_heif() -> None:
+    """iPhones save HEIC: readable when the optional pillow-heif package is installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return
+    pillow_heif.register_heif_opener()
+
+
+def _is_heif(stream: IO[bytes]) -> bool:
+    """An ISO media file whose brand is one of HEIF's (what `pillow-heif` would open)."""
+    try:
+        stream.seek(0)
+        head = stream.read(12)
+    except (OSError, ValueError):
+        return False
+    return len(head) == 12 and head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS
+
+
+_HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1"}
 
 
 def _check_pixels(size: tuple[int, int], name: str) -> None:

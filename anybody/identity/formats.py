@@ -142,7 +142,7 @@ def export_identity(identity: Identity, format: str, out_path: str | os.PathLike
             _require_suffix(target, spec.suffix, spec.name)
             write_safetensors(target, {key: tensors["text_encoder"]}, metadata)
             return target
-        if target.suffix or target.is_file():
+        if target.suffix.lower() in (*SAFETENSORS_SUFFIXES, *PICKLE_SUFFIXES) or target.is_file():
             raise UsageError(
                 f"An SDXL identity exports to diffusers as a folder (one file per text encoder), "
                 f"not the file {target}",

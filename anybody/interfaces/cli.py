@@ -7,10 +7,11 @@ code 2; `--debug` shows the traceback too. Ctrl-C while learning saves a checkpo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from anybody import __version__, settings
@@ -93,6 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     identities.add_argument("--library")
     identities.add_argument("--model", help="flag the identities that do not fit this model")
     identities.add_argument("--yes", action="store_true", help="remove without asking")
+
+    export = commands.add_parser("export", help="write an identity for diffusers, AUTOMATIC1111, kohya or ComfyUI")
+    export.add_argument("identity", help="a library name or an identity file")
+    export.add_argument("--format", required=True, choices=("diffusers", "a1111", "a1111-safetensors", "kohya",
+                                                              "comfyui"))
+    export.add_argument("--out", help="the file (or SDXL diffusers folder) to write; default anybody-output/exports/")
+    export.add_argument("--token", help="diffusers only: the prompt token (default <name>)")
+    export.add_argument("--library")
+
+    import_ = commands.add_parser("import", help="add an existing textual-inversion embedding to the library")
+    import_.add_argument("file", help=".safetensors, or .pt/.bin (read without running any code)")
+    import_.add_argument("--name", required=True)
+    import_.add_argument("--model", help="check that the embedding's width fits this model")
+    import_.add_argument("--replace", action="store_true", help="replace an identity of the same name")
+    import_.add_argument("--library")
 
     demo = commands.add_parser("demo", help="the whole path on the built-in tiny model and the sample photo")
     demo.add_argument("--out", default="anybody-output/demo")
@@ -244,6 +260,39 @@ def _list_identities(library: str | None, model: str | None) -> int:
     return 0
 
 
+def run_export(args: argparse.Namespace) -> int:
+    from anybody.identity import Identity
+    from anybody.identity.formats import FORMATS, export_file_name, export_identity
+
+    identity = Identity.load(args.identity, args.library)
+    out = Path(args.out) if args.out else Path("anybody-output/exports") / export_file_name(identity, args.format)
+    path = export_identity(identity, args.format, out, token=args.token)
+    print(f"{path}\n  {FORMATS[args.format].prompt}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from anybody.errors import IdentityError
+    from anybody.identity import identity_path, validate_name
+    from anybody.identity.formats import import_embedding
+    from anybody.models import load_pipeline, text_encoders
+
+    name = validate_name(args.name)
+    if identity_path(name, args.library).exists() and not args.replace:
+        raise IdentityError(f"The library already has an identity called {name}",
+                            f"Choose another name (e.g. {name}_2), or pass --replace")
+    widths = None
+    if args.model:
+        pipe = load_pipeline(args.model, device="cpu")
+        widths = {key: encoder.get_input_embeddings().weight.shape[1] for key, _, encoder in text_encoders(pipe)}
+    identity = import_embedding(args.file, name, widths)
+    if args.model:
+        identity.metadata["base_model"] = args.model
+    path = identity.save(library=args.library)
+    print(f"Imported {name} ({identity.token_count} vectors): {path}")
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from anybody.generation import generate
     from anybody.learning import LearnConfig, learn
@@ -270,15 +319,26 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"learn": run_learn, "generate": run_generate, "face": run_face, "basis": run_basis,
-            "identities": run_identities, "demo": run_demo}
+            "identities": run_identities, "export": run_export, "import": run_import, "demo": run_demo}
 
 
-def _configure_logging(debug: bool) -> None:
+@contextlib.contextmanager
+def _user_logging(debug: bool) -> Iterator[None]:
+    """Print anybody's notes as "INFO: ..." lines on stderr while a command runs, then restore logging."""
+    saved = (log.handlers[:], log.level, log.propagate)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     log.handlers[:] = [handler]
     log.setLevel(logging.DEBUG if debug else logging.INFO)
     log.propagate = False
+    _quiet_libraries(debug)
+    try:
+        yield
+    finally:
+        log.handlers[:], log.level, log.propagate = saved
+
+
+def _quiet_libraries(debug: bool) -> None:
     if not debug:  # the libraries' own notices and loading bars mean nothing to a user of anybody
         import warnings
 
@@ -293,9 +353,9 @@ def _configure_logging(debug: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _configure_logging(args.debug)
     try:
-        return COMMANDS[args.command](args)
+        with _user_logging(args.debug):
+            return COMMANDS[args.command](args)
     except AnybodyError as error:
         if args.debug:
             raise

@@ -89,7 +89,7 @@ def _tiny_arcface(path: Path, batch: int | str, seed: int = 0) -> np.ndarray:
     return weight
 
 
-@pytest.mark.parametrize("batch", ["N", 1])
+@pytest.mark.parametrize("batch", ["N", 1, 3])
 def test_the_onnx_encoder(tmp_path, photo, sample_faces, batch):
     pytest.importorskip("onnxruntime")
     path = tmp_path / "tiny_arcface.onnx"
@@ -99,8 +99,10 @@ def test_the_onnx_encoder(tmp_path, photo, sample_faces, batch):
     assert encoder.dim == 512 and encoder.name == "onnx:tiny_arcface.onnx"
     crop = encoder.crop(photo, sample_faces[0])
     assert crop.size == (112, 112) and crop.mode == "RGB"
-    features = encoder.encode([crop, crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)])
-    assert features.shape == (2, 512) and features.dtype == np.float32
+    flipped = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    features = encoder.encode([crop, flipped, crop, flipped])
+    assert features.shape == (4, 512) and features.dtype == np.float32
+    assert np.allclose(features[:2], features[2:], atol=1e-5)
     assert np.allclose(np.linalg.norm(features, axis=1), 1.0, atol=1e-5)
     # The same computation by hand: (x - 127.5) / 127.5, channels first, pooled, projected, normalised.
     pixels = (np.asarray(crop, np.float32) - 127.5) / 127.5

@@ -204,13 +204,19 @@ def _png_header(width: int, height: int) -> bytes:
             + chunk(b"IEND", b""))
 
 
-@pytest.mark.parametrize("side", [8000, 100_000])  # 64 megapixels (over our limit), 10 gigapixels (Pillow's)
-def test_an_image_bomb_is_refused_from_its_header(tmp_path, side):
+@pytest.mark.parametrize(("side", "said"), [(9000, r"is 9000 x 9000 pixels \(81 megapixels\), over"),
+                                           (100_000, r"claims a size over")])  # Pillow's own limit
+def test_an_image_bomb_is_refused_from_its_header(tmp_path, side, said):
     assert side * side > MAX_PIXELS
     path = tmp_path / "bomb.png"
     path.write_bytes(_png_header(side, side))
-    with pytest.raises(PhotoError, match=r"over the limit of 50 megapixels"):
+    with pytest.raises(PhotoError, match=rf"{said} the limit of {MAX_PIXELS // 1_000_000} megapixels"):
         load_photo(path)
+
+
+def test_a_photo_just_under_the_limit_is_accepted():
+    width = 8160  # a phone's 50-megapixel mode: 8160 x 6144
+    assert load_photo(np.zeros((6144, width), np.uint8)).size == (width, 6144)
 
 
 def test_a_bad_array():
@@ -260,3 +266,15 @@ def test_damaged_real_files_load_or_raise_photo_error(seed, changes, length):
     for position, value in changes:
         data[position % len(data)] = value
     _load_or_photo_error(bytes(data))
+
+
+def test_a_heic_photo_without_pillow_heif_names_the_package():
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pillow-heif is installed: HEIC photos open")
+    header = struct.pack(">I", 24) + b"ftypheic" + b"\0\0\0\0mif1heic" + b"\0" * 64
+    with pytest.raises(PhotoError, match=r"HEIC/HEIF photo.*pip install pillow-heif"):
+        load_photo(header)

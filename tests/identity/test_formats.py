@@ -56,6 +56,7 @@ def _raw(path: Path) -> dict:
 
 
 def _assert_same_tensors(left: object, right: object) -> None:
+    """Same keys and bit-identical tensors; other values may differ (an import keeps no A1111 step count)."""
     if isinstance(left, dict):
         assert isinstance(right, dict) and set(left) == set(right)
         for key in left:

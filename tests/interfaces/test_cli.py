@@ -89,3 +89,25 @@ def test_identities_remove_asks_unless_told_yes(tmp_path, capsys):
     assert "--yes" in capsys.readouterr().err and path.exists()
     assert main(["identities", "remove", "alice", "--library", str(library), "--yes"]) == 0
     assert not path.exists()
+
+
+def test_export_then_import_through_the_cli(tmp_path, capsys):
+    import torch
+
+    from anybody.identity import Identity
+
+    library = tmp_path / "library"
+    _saved_identity(library, "alice")
+    out = tmp_path / "alice.pt"
+    assert main(["export", "alice", "--format", "a1111", "--out", str(out), "--library", str(library)]) == 0
+    assert out.is_file() and str(out) in capsys.readouterr().out
+    assert main(["import", str(out), "--name", "alice", "--model", "tiny", "--library", str(library)]) == 2
+    assert "already has an identity called alice" in capsys.readouterr().err
+    assert main(["import", str(out), "--name", "dana", "--model", "tiny", "--library", str(library)]) == 0
+    assert torch.equal(Identity.load("dana", library).embeddings, Identity.load("alice", library).embeddings)
+    wide = tmp_path / "wide.safetensors"
+    _saved_identity(tmp_path / "other", "wide", width=768)
+    assert main(["export", str(tmp_path / "other" / "wide.safetensors"), "--format", "kohya", "--out", str(wide)]) == 0
+    assert main(["import", str(wide), "--name", "erin", "--model", "tiny", "--library", str(library)]) == 2
+    error = capsys.readouterr().err
+    assert "768" in error and "32" in error
