@@ -9,6 +9,23 @@
   which query resolution they run, derived from the UNet's blocks and the latent size.
 - `face_attention_loss`: SeFi-IDE's MSE between the reference and target maps.
 - `attention_heatmaps`: a Figure-1-style sheet of per-word maps over a generated picture.
+
+One SeFi-IDE training step (one UNet call gives the noise prediction and both maps, because A_r and
+A_t must come from the same queries, and the queries of a deep layer depend on the prompt):
+
+    store = AttentionStore(resolution_for(unet, latent_size, SEFI_LEVEL), keep_grad=True)
+    with install(unet, store):                       # once, around the whole training loop
+        for step in ...:
+            store.clear()
+            store.reference_states = encode("a photo of the face of person")   # constant target
+            store.value_states = encode(prompt with the stage's P^V token)      # values
+            keys = encode(prompt with the stage's P^K token)                    # keys (the UNet argument)
+            noise_pred = unet(noisy_latents, t, encoder_hidden_states=keys).sample
+            loss = mse(noise_pred, noise) + PAPER_WEIGHT * face_attention_loss(
+                store.reference_maps(), store.target_maps())
+            store.recording = False                  # a checkpointed backward re-runs the forward
+            loss.backward()
+            store.recording = True
 """
 
 from anybody.attention.heatmaps import (
@@ -26,6 +43,7 @@ from anybody.attention.layers import (
     Resolution,
     block_resolutions,
     cross_attention_layers,
+    cross_attention_modules,
     cross_attention_resolutions,
     latent_size_of,
     resolution_for,
@@ -53,6 +71,7 @@ __all__ = [
     "block_resolutions",
     "colormap",
     "cross_attention_layers",
+    "cross_attention_modules",
     "cross_attention_resolutions",
     "face_attention_loss",
     "install",

@@ -207,6 +207,7 @@ def attention_heatmaps(
     if pipe_kwargs.get("num_images_per_prompt", 1) != 1 or not isinstance(prompt, str):
         raise UsageError("attention_heatmaps draws one picture from one prompt",
                          "Pass a single prompt string and leave num_images_per_prompt at 1")
+    pipe_kwargs.pop("output_type", None)  # the sheet needs a PIL picture
     unet = pipe.unet
     if height is None and width is None:  # the model's native size, as the pipeline itself would pick
         factor = int(getattr(pipe, "vae_scale_factor", 8))

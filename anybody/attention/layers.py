@@ -103,6 +103,12 @@ def _block_of(name: str) -> str:
                      "Use a Stable Diffusion UNet (UNet2DConditionModel)")
 
 
+def cross_attention_modules(unet: torch.nn.Module) -> list[tuple[str, torch.nn.Module]]:
+    """(name, module) of every diffusers `Attention` built with a `cross_attention_dim`: the text layers."""
+    return [(name, module) for name, module in unet.named_modules()
+            if hasattr(module, "set_processor") and getattr(module, "is_cross_attention", False)]
+
+
 def cross_attention_layers(
     unet: torch.nn.Module, latent_size: int | Resolution | None = None
 ) -> list[CrossAttentionLayer]:
@@ -114,9 +120,7 @@ def cross_attention_layers(
     """
     sizes = block_resolutions(unet, latent_size)
     layers = []
-    for name, module in unet.named_modules():
-        if not (hasattr(module, "set_processor") and getattr(module, "is_cross_attention", False)):
-            continue
+    for name, module in cross_attention_modules(unet):
         heads = int(module.heads)
         layers.append(CrossAttentionLayer(name=name, block=_block_of(name), resolution=sizes[_block_of(name)],
                                           heads=heads, head_dim=module.to_q.out_features // heads))

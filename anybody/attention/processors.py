@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from anybody.attention.layers import (
     CrossAttentionLayer,
     cross_attention_layers,
+    cross_attention_modules,
     cross_attention_resolutions,
     latent_size_of,
     resolution_for,
@@ -31,6 +32,7 @@ __all__ = [
     "CrossAttentionProcessor",
     "InstalledProcessors",
     "cross_attention_layers",
+    "cross_attention_modules",
     "cross_attention_resolutions",
     "install",
     "latent_size_of",
@@ -156,11 +158,11 @@ class CrossAttentionProcessor:
 class InstalledProcessors:
     """What `install` returns: the processors that were there before, put back by `remove()` or `with`."""
 
-    def __init__(self, unet: torch.nn.Module, previous: Mapping[str, object], layers: list[CrossAttentionLayer],
+    def __init__(self, unet: torch.nn.Module, previous: Mapping[str, object], layer_names: list[str],
                  store: AttentionStore) -> None:
         self.unet = unet
         self.previous = dict(previous)
-        self.layers = layers
+        self.layer_names = layer_names
         self.store = store
         self.removed = False
 
@@ -183,11 +185,16 @@ def install(unet: torch.nn.Module, store: AttentionStore) -> InstalledProcessors
 
     Use as `with install(unet, store): ...`, or keep the handle and call `.remove()`: the processors
     that were there before (`unet.attn_processors`) come back either way.
+
+    With gradient checkpointing, `backward()` runs the UNet's forward again: call it while the processors
+    are still installed and the store's `resolution`, `value_states`, `key_states` and
+    `reference_states` unchanged (set `store.recording = False` first to keep the records as they are).
+    Otherwise the recomputation differs from the first pass and torch raises a CheckpointError.
     """
     previous = unet.attn_processors
-    layers = cross_attention_layers(unet)
+    names = [name for name, _ in cross_attention_modules(unet)]
     processors = dict(previous)
-    for layer in layers:
-        processors[layer.processor_key] = CrossAttentionProcessor(store, layer.name)
+    for name in names:
+        processors[f"{name}.processor"] = CrossAttentionProcessor(store, name)
     unet.set_attn_processor(processors)
-    return InstalledProcessors(unet, previous, layers, store)
+    return InstalledProcessors(unet, previous, names, store)

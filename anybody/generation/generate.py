@@ -20,6 +20,7 @@ from PIL import Image
 
 from anybody.errors import IdentityError, UsageError
 from anybody.generation.images import contact_sheet, png_text, save_png
+from anybody.generation.stages import StageSwitch
 from anybody.identity import Identity, rewrite_prompt, token_strings
 from anybody.identity.tokens import install_tokens
 from anybody.models import describe_model, load_pipeline, model_family, text_encoders
@@ -37,13 +38,31 @@ class GenerationResult:
 
 
 def apply(pipe: DiffusionPipeline, identities: Identity | Sequence[Identity]) -> DiffusionPipeline:
-    """Install identities into a diffusers pipeline: afterwards "<name>" in a prompt draws that person."""
+    """Install identities into a diffusers pipeline: afterwards "<name>" in a prompt draws that person.
+
+    Identities with per-stage key/value tokens (SeFi-IDE) also get a `StageSwitch` on the pipeline (hooks
+    and attention processors), replacing any installed before; `pipe.anybody_stage_switch.remove()`
+    takes it away again.
+    """
     identities = [identities] if isinstance(identities, Identity) else list(identities)
     for identity in identities:
         check_fits(identity, pipe)
         for encoder_name, tokenizer, encoder in text_encoders(pipe):
             embeddings = identity.encoder_embeddings[encoder_name]
             install_tokens(tokenizer, encoder, token_strings(identity.name, identity.token_count), embeddings)
+    staged = [identity for identity in identities if identity.stages]
+    if staged:
+        if model_family(pipe) == "sdxl":
+            raise IdentityError("Per-stage tokens (SeFi-IDE) are not supported on SDXL yet", "Use an SD 1.x/2.x model")
+        previous = getattr(pipe, "anybody_stage_switch", None)
+        if previous is not None:
+            previous.remove()
+            kept = {i.name: i for i in previous.identities}
+            staged = list({**kept, **{i.name: i for i in staged}}.values())
+        if len({identity.stages for identity in staged}) > 1:
+            raise IdentityError("These identities were learned with different numbers of stages",
+                                "Learn them with the same --stages")
+        pipe.anybody_stage_switch = StageSwitch(pipe, staged)
     return pipe
 
 
@@ -118,6 +137,41 @@ def generate(
         _save(result, Path(out_dir), negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
               names, type(pipe.scheduler).__name__)
     return result
+
+
+def attention_map(
+    prompt: str,
+    identities: str | Identity | Sequence[str | Identity] = (),
+    model: str | DiffusionPipeline | None = None,
+    *,
+    out: str | os.PathLike[str] = "attention.png",
+    seed: int = 42,
+    num_inference_steps: int = 50,
+    guidance_scale: float = 7.5,
+    level: int = 1,
+    library: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+) -> Path:
+    """One picture, and for every word of the prompt where its cross-attention went (SeFi-IDE's Figure 1).
+
+    The maps are averaged over heads, layers and denoising steps of one cross-attention level. It is how a
+    user sees attention overfit: an identity whose map covers the whole picture crowds out the other words.
+    """
+    from anybody.attention import attention_heatmaps
+
+    _check_arguments(prompt, 1, num_inference_steps, guidance_scale, None, None)
+    loaded = _load_identities(identities, library)
+    pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(
+        model if model is not None else (loaded[0].base_model if loaded else None), device=device)
+    apply(pipe, loaded)
+    if not isinstance(pipe.scheduler, DDIMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    names = [identity.name for identity in loaded]
+    _check_names_used(prompt, names)
+    attention_heatmaps(pipe, rewrite_prompt(prompt, names), out, level=level,
+                       num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+                       generator=torch.Generator(device="cpu").manual_seed(seed))
+    return Path(out)
 
 
 def _load_identities(identities: str | Identity | Sequence[str | Identity],

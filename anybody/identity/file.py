@@ -4,7 +4,11 @@ Tensors, per text encoder `E` ("text_encoder", and "text_encoder_2" for SDXL):
 - `E.embeddings` (tokens, width): the final token embeddings; enough to draw the person without anybody's
   basis, and what exports to other tools carry;
 - `E.coefficients` (tokens, k): the celeb-basis coefficients they were made from (Celeb Basis);
-- `face.descriptor` (dim,): the face-recognition features of the photo.
+- `E.stage_keys`, `E.stage_values` (stages, tokens, width): SeFi-IDE's per-stage key and value tokens;
+  the denoising step picks the pair of its stage (`E.embeddings` is then the stages' mean value token,
+  which plain textual-inversion tools cannot use as the person);
+- `face.descriptor` (dim,): the face-recognition features of the photo;
+- `module.*`: the weights of the module that made the tokens (SeFi-IDE), to continue learning.
 Metadata (strings): format and version, name, method, base model and family, each encoder's basis hash,
 the training settings (JSON), anybody's version and the date. Safetensors cannot carry code, and every
 field is checked before use (`IdentityError` otherwise).
@@ -42,6 +46,15 @@ class Identity:
     encoder_coefficients: dict[str, torch.Tensor] = field(default_factory=dict)
     face_descriptor: torch.Tensor | None = None
     path: Path | None = None
+    stage_keys: dict[str, torch.Tensor] = field(default_factory=dict)
+    stage_values: dict[str, torch.Tensor] = field(default_factory=dict)
+    module: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def stages(self) -> int:
+        """How many denoising stages have their own key/value tokens (0: one embedding for all steps)."""
+        values = self.stage_values.get("text_encoder")
+        return 0 if values is None else int(values.shape[0])
 
     @property
     def embeddings(self) -> torch.Tensor:
@@ -99,6 +112,12 @@ class Identity:
             tensors[f"{encoder}.embeddings"] = value.float()
         for encoder, value in self.encoder_coefficients.items():
             tensors[f"{encoder}.coefficients"] = value.float()
+        for encoder, value in self.stage_keys.items():
+            tensors[f"{encoder}.stage_keys"] = value.float()
+        for encoder, value in self.stage_values.items():
+            tensors[f"{encoder}.stage_values"] = value.float()
+        for key, value in self.module.items():
+            tensors[f"module.{key}"] = value.float()
         if self.face_descriptor is not None:
             tensors["face.descriptor"] = self.face_descriptor.float()
         _check_tensors(tensors, target)
@@ -146,6 +165,9 @@ def read_identity(path: Path) -> Identity:
         face_descriptor=tensors.get("face.descriptor"),
         metadata=metadata,
         path=path,
+        stage_keys={e: tensors[f"{e}.stage_keys"] for e in ENCODERS if f"{e}.stage_keys" in tensors},
+        stage_values={e: tensors[f"{e}.stage_values"] for e in ENCODERS if f"{e}.stage_values" in tensors},
+        module={key.removeprefix("module."): value for key, value in tensors.items() if key.startswith("module.")},
     )
 
 
@@ -154,17 +176,25 @@ def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
     if "text_encoder.embeddings" not in embeddings:
         raise IdentityError(f"{path} holds no token embeddings", "Learn the identity again")
     for key, value in tensors.items():
-        encoder = key.split(".")[0]
-        if encoder not in (*ENCODERS, "face"):
+        encoder, _, kind = key.partition(".")
+        if encoder not in (*ENCODERS, "face", "module"):
             raise IdentityError(f"{path} holds an unexpected tensor {key!r}", "Learn the identity again")
         if not value.is_floating_point() or not torch.isfinite(value).all():
             raise IdentityError(f"{path} holds non-finite or non-float values in {key}", "Learn the identity again")
-        expected_dims = 1 if encoder == "face" else 2
+        expected_dims = {"face": 1, "module": value.dim()}.get(encoder, 3 if kind.startswith("stage_") else 2)
         if value.dim() != expected_dims or value.numel() == 0:
             raise IdentityError(f"{path} has a tensor {key} of shape {tuple(value.shape)}", "Learn the identity again")
     counts = {value.shape[0] for value in embeddings.values()}
     if len(counts) != 1:
         raise IdentityError(f"{path} has encoders with different token counts", "Learn the identity again")
+    tokens = next(iter(counts))
     for key, value in tensors.items():
-        if key.endswith(".coefficients") and value.shape[0] != next(iter(counts)):
+        if key.endswith(".coefficients") and value.shape[0] != tokens:
             raise IdentityError(f"{path} has coefficients for a different number of tokens", "Learn it again")
+        if ".stage_" in key:
+            own = embeddings.get(key.split(".")[0] + ".embeddings")
+            width = -1 if own is None else own.shape[1]
+            partner = key.replace("stage_keys", "stage_values") if "keys" in key else key.replace("values", "keys")
+            if value.shape[1:] != (tokens, width) or partner not in tensors or tensors[partner].shape != value.shape:
+                raise IdentityError(f"{path} has per-stage tokens {key} that do not match its embeddings",
+                                    "Learn the identity again")

@@ -127,6 +127,12 @@ def export_identity(identity: Identity, format: str, out_path: str | os.PathLike
     pipe.text_encoder_2, tokenizer=pipe.tokenizer_2)` and the same with "text_encoder".
     """
     spec = _format(format)
+    if identity.stages:
+        raise IdentityError(
+            f"{identity.name!r} has per-stage key and value tokens (SeFi-IDE, {identity.stages} stages); a "
+            "textual-inversion file holds one embedding for every step and cannot carry them",
+            "Draw it with anybody generate, or in your own diffusers pipeline after anybody.apply(pipe, identity)",
+        )
     target = Path(out_path).expanduser()
     tensors = _export_tensors(identity)
     sdxl = "text_encoder_2" in tensors

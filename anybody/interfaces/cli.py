@@ -37,9 +37,16 @@ def build_parser() -> argparse.ArgumentParser:
     learn.add_argument("photos", nargs="+", metavar="PHOTO")
     learn.add_argument("--name", required=True, help="the identity's name, comma-separated for several photos")
     _model_arguments(learn)
-    learn.add_argument("--steps", type=int, default=800, help="training steps (default 800)")
+    learn.add_argument("--method", choices=("celeb-basis", "sefi"), default="celeb-basis",
+                       help="celeb-basis (default) or sefi: per-stage key/value tokens + face-wise attention loss")
+    learn.add_argument("--steps", type=int, help="training steps (default 800; sefi 1000)")
     learn.add_argument("--seed", type=int, default=0, help="makes a run repeatable (default 0)")
-    learn.add_argument("--lr", type=float, default=1e-2, help="AdamW learning rate (default 0.01)")
+    learn.add_argument("--lr", type=float, help="learning rate (default 0.01 AdamW; sefi 0.005 Adam)")
+    learn.add_argument("--attention-loss", type=float,
+                       help="weight of the face-wise attention loss (default 0; sefi 0.003)")
+    learn.add_argument("--attention-tokens", choices=("all", "identity", "prompt"), default="all",
+                       help="token maps the attention loss compares (SeFi-IDE: all 77)")
+    learn.add_argument("--stages", type=int, default=5, help="sefi: denoising stages with their own tokens")
     learn.add_argument("--batch-size", type=int, default=2)
     learn.add_argument("--views", type=int, default=32, help="augmented views computed per photo (default 32)")
     learn.add_argument("--resolution", type=int, help="training size in px (default: the model's own)")
@@ -110,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     import_.add_argument("--replace", action="store_true", help="replace an identity of the same name")
     import_.add_argument("--library")
 
+    attention = commands.add_parser("attention", help="draw where each word of a prompt attends (one picture)")
+    attention.add_argument("prompt")
+    attention.add_argument("--identity", default="", help="identity names or files, comma-separated")
+    attention.add_argument("--model", help="default: the model the identity was learned on")
+    attention.add_argument("--seed", type=int, default=42)
+    attention.add_argument("--steps", type=int, default=50)
+    attention.add_argument("--guidance", type=float, default=7.5)
+    attention.add_argument("--level", type=int, default=1,
+                           help="cross-attention level: 0 the finest, 1 SeFi-IDE's 32x32 at 512 px (default)")
+    attention.add_argument("--out", default="attention.png")
+    attention.add_argument("--library")
+    attention.add_argument("--device")
+
     demo = commands.add_parser("demo", help="the whole path on the built-in tiny model and the sample photo")
     demo.add_argument("--out", default="anybody-output/demo")
     demo.add_argument("--model", default="tiny", help="default tiny (random weights); name a real model here")
@@ -132,12 +152,14 @@ def run_learn(args: argparse.Namespace) -> int:
     from anybody.learning import LearnConfig, learn
     from anybody.models import load_pipeline
 
-    config = LearnConfig(
-        steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed, views=args.views,
-        resolution=args.resolution, mapper_depth=args.mapper_depth, coefficient_average=args.average,
-        face_index=args.face_index, detector=args.detector, face_encoder=args.face_encoder,
-        gradient_checkpointing=args.gradient_checkpointing, checkpoint_every=args.checkpoint_every,
-        basis=BasisOptions(alignment=args.alignment),
+    given = {"steps": args.steps, "learning_rate": args.lr, "attention_loss": args.attention_loss}
+    config = LearnConfig.for_method(
+        args.method, **{key: value for key, value in given.items() if value is not None},
+        batch_size=args.batch_size, seed=args.seed, views=args.views, stages=args.stages,
+        attention_tokens=args.attention_tokens, resolution=args.resolution, mapper_depth=args.mapper_depth,
+        coefficient_average=args.average, face_index=args.face_index, detector=args.detector,
+        face_encoder=args.face_encoder, gradient_checkpointing=args.gradient_checkpointing,
+        checkpoint_every=args.checkpoint_every, basis=BasisOptions(alignment=args.alignment),
     )
     config.check()
     names = [validate_name(name) for name in args.name.split(",")]
@@ -293,6 +315,17 @@ def run_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_attention(args: argparse.Namespace) -> int:
+    from anybody.generation import attention_map
+
+    identities = [name.strip() for name in args.identity.split(",") if name.strip()]
+    path = attention_map(args.prompt, identities, args.model, out=args.out, seed=args.seed,
+                         num_inference_steps=args.steps, guidance_scale=args.guidance, level=args.level,
+                         library=args.library, device=args.device)
+    print(path)
+    return 0
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from anybody.generation import generate
     from anybody.learning import LearnConfig, learn
@@ -319,7 +352,8 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"learn": run_learn, "generate": run_generate, "face": run_face, "basis": run_basis,
-            "identities": run_identities, "export": run_export, "import": run_import, "demo": run_demo}
+            "identities": run_identities, "export": run_export, "import": run_import, "attention": run_attention,
+            "demo": run_demo}
 
 
 @contextlib.contextmanager

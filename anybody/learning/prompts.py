@@ -1,7 +1,10 @@
-"""The training prompts: textual inversion's "imagenet templates small", as Celeb Basis uses them.
+"""The training prompts of each method.
 
-Each is filled with "face of <id> <id>_1 person": the identity's tokens between the words that tell the
-model it is a face of a person (METHOD.md §1).
+Celeb Basis fills textual inversion's "imagenet templates small" with "face of <id> <id>_1 person": the
+identity's tokens between the words that say it is a face of a person (METHOD.md §1). SeFi-IDE writes
+its seven templates around the token itself (METHOD.md §2). The reference prompts of the face-wise
+attention loss put the class word in place of each identity token, so both prompts have the same length
+and every token map lines up.
 """
 
 from __future__ import annotations
@@ -39,8 +42,16 @@ CELEB_BASIS_TEMPLATES = (
 )
 
 
-def identity_prompts(tokens: Sequence[str], class_word: str = "person",
-                     templates: Sequence[str] = CELEB_BASIS_TEMPLATES) -> list[str]:
-    """Every template filled with "face of <tokens> <class word>"."""
-    phrase = f"face of {' '.join(tokens)} {class_word}"
+SEFI_TEMPLATES = (
+    "a photo of a face of {}",
+    "a photo of a rendering of a face of {}",
+    "a close-up photo of the face of {}",
+    "a photo of the cool face of {}",
+    "a rendition of the face of {}",
+    "an illustration of a face of {}",
+    "a depiction of a face of {}",
+)
+
+
+def fill(templates: Sequence[str], phrase: str) -> list[str]:
     return [template.format(phrase) for template in templates]

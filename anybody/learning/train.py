@@ -1,11 +1,14 @@
-"""Learn identities from photos: Celeb Basis, one readable loop from top to bottom.
+"""Learn identities from photos: one readable loop, from top to bottom, for both methods.
 
-    photos ─ face detection, alignment ─► augmented views ─► face features   ─► MLP ─► coefficients c
-                                                           └► VAE latents x0           │
-    prompt "a photo of a face of <id> <id>_1 person" ◄── embeddings mean + c·B ◄───────┘
-    loss = ‖ UNet(noisy x0, t, text) − noise ‖²   (UNet, VAE, text encoder frozen; only the MLP learns)
+    photos ─ face detection, alignment ─► augmented views ─► face features ─┐
+                                                           └► VAE latents x0 │
+    Celeb Basis: features ─► MLP ─► coefficients c ─► tokens mean + c·B ◄────┘
+    SeFi-IDE:    "person" ─► small transformer ─► per-stage key and value tokens
+    prompt "a photo of a face of <id> ..." ─► frozen text encoder (keys, values) ─► frozen UNet
+    loss = ‖UNet(noisy x0, t, text) − noise‖²  [+ λ · face-wise attention loss]
 
-Several photos learn jointly with one shared MLP (each identity's coefficients are the average of the MLP's
+Only the learner trains (the MLP, or SeFi's token module); the UNet, VAE and text encoder are frozen.
+Several photos learn jointly (one shared MLP; each identity's coefficients are the average of the MLP's
 outputs over that identity's views, or the paper's running average with `coefficient_average="ema"`).
 """
 
@@ -16,7 +19,7 @@ import logging
 import os
 import signal
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -25,30 +28,40 @@ from diffusers import DDPMScheduler, DiffusionPipeline
 from tqdm.auto import tqdm
 
 from anybody import __version__, settings
+from anybody.attention import AttentionStore, face_attention_loss, install, resolution_for
 from anybody.basis import BasisOptions, CelebBasis, build_basis
 from anybody.errors import IdentityError, ModelError, TrainingError, UsageError
 from anybody.face import FaceInput, get_face_encoder, prepare_face
 from anybody.identity import Identity, identity_path, token_strings, validate_name
+from anybody.identity.stages import tokens_at
 from anybody.identity.tokens import TokenInjection, install_tokens
 from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from anybody.learning.mapper import CoefficientMapper
-from anybody.learning.prompts import identity_prompts
+from anybody.learning.learners import CelebBasisLearner, StageTokenLearner
+from anybody.learning.prompts import fill
 from anybody.learning.views import ViewBank, build_view_bank
 from anybody.models import describe_model, load_pipeline, model_family
 
 log = logging.getLogger("anybody")
-TOKENS_PER_IDENTITY = 2
+Method = Literal["celeb-basis", "sefi"]
 
 
 @dataclass
 class LearnConfig:
-    """Every setting of a learning run, as plain data (saved in each identity file)."""
+    """Every setting of a learning run, as plain data (saved in each identity file).
 
+    `LearnConfig.for_method("sefi")` gives SeFi-IDE's paper defaults (Adam, lr 0.005, 1000 steps, λ 0.003).
+    """
+
+    method: Method = "celeb-basis"
     steps: int = 800
     batch_size: int = 2
-    learning_rate: float = 1e-2  # the paper's 5e-3 scaled by its batch of 2
+    learning_rate: float = 1e-2  # Celeb Basis: the paper's 5e-3 scaled by its batch of 2
     seed: int = 0
     mapper_depth: int = 1
+    stages: int = 5  # SeFi-IDE: denoising stages with their own key and value tokens
+    attention_loss: float = 0.0  # λ of the face-wise attention loss (SeFi-IDE: 0.003)
+    attention_tokens: Literal["all", "identity", "prompt"] = "all"
+    attention_level: int = 1  # cross-attention level of the loss: 1 = 32x32 for SD 1.x at 512 px
     views: int = 32  # augmented views per photo, computed once before the loop
     resolution: int | None = None  # default: the model's native size
     checkpoint_every: int = 100
@@ -61,13 +74,25 @@ class LearnConfig:
     face_index: int | None = None
     basis: BasisOptions = field(default_factory=BasisOptions)
 
+    @classmethod
+    def for_method(cls, method: Method, **overrides: object) -> LearnConfig:
+        defaults: dict[str, object] = {"method": method}
+        if method == "sefi":
+            defaults.update(steps=1000, learning_rate=5e-3, attention_loss=0.003)
+        return replace(cls(**defaults), **overrides)  # type: ignore[arg-type]
+
     def check(self) -> None:
-        for name in ("steps", "batch_size", "views", "checkpoint_every", "mapper_depth"):
+        if self.method not in ("celeb-basis", "sefi"):
+            raise UsageError(f"Unknown method {self.method!r}", "Use --method celeb-basis or --method sefi")
+        for name in ("steps", "batch_size", "views", "checkpoint_every", "mapper_depth", "stages"):
             if getattr(self, name) < 1:
                 raise UsageError(f"{name.replace('_', ' ')} must be at least 1 (got {getattr(self, name)})",
                                  f"Pass a positive --{name.replace('_', '-')}")
         if not self.learning_rate > 0:
             raise UsageError(f"The learning rate must be positive (got {self.learning_rate})", "Try --lr 0.01")
+        if not self.attention_loss >= 0:
+            raise UsageError(f"The attention-loss weight cannot be negative (got {self.attention_loss})",
+                             "Try --attention-loss 0.003 (SeFi-IDE's value), or 0 to turn it off")
         if self.resolution is not None and (self.resolution < 64 or self.resolution % 8):
             raise UsageError(f"The resolution must be a multiple of 8, at least 64 (got {self.resolution})",
                              "Leave it out to use the model's own size")
@@ -86,7 +111,7 @@ def learn(
     library: str | os.PathLike[str] | None = None,
     resume: bool = False,
     replace: bool = False,
-    teacher: dict[str, torch.Tensor] | None = None,
+    teacher: dict[str, Identity] | None = None,
     callback: Callable[[int, float], None] | None = None,
     progress: bool = True,
     device: str | None = None,
@@ -94,10 +119,10 @@ def learn(
 ) -> list[Identity]:
     """Learn one identity per photo (jointly when several) and save each to the library.
 
-    An identity of the same name already in the library is kept unless `replace`. `teacher`
-    ({name: (tokens, width) embeddings}) distils: the target becomes the frozen model's own
-    prediction with those embeddings in place of the identity, instead of the sampled noise (how the tests
-    prove that learning recovers a known identity). `callback(step, loss)` runs after every step.
+    An identity of the same name already in the library is kept unless `replace`. `teacher` ({name:
+    Identity}) distils: the target becomes the frozen model's own prediction with the teacher's tokens in
+    place of the identity, instead of the sampled noise (how the tests prove that learning recovers a
+    known identity). `callback(step, loss)` runs after every step.
     """
     config = config or LearnConfig()
     config.check()
@@ -112,14 +137,16 @@ def learn(
         raise IdentityError(f"The library already has an identity called {', '.join(taken)}",
                             f"Choose another name (e.g. {taken[0]}_2), or pass --replace to learn it again")
 
-    # The frozen model and its celeb basis.
+    # The frozen model.
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
     if model_family(pipe) == "sdxl":
         raise ModelError("Learning on SDXL is not supported yet", "Use an SD 1.x or SD 2.x model")
     tokenizer, text_encoder, unet, vae = pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae
     device_, dtype_ = unet.device, unet.dtype
-    basis = build_basis(tokenizer, text_encoder.get_input_embeddings().weight, options=config.basis)
+    table = text_encoder.get_input_embeddings().weight
     resolution = config.resolution or unet.config.sample_size * pipe.vae_scale_factor
+    noise_schedule = DDPMScheduler.from_config(pipe.scheduler.config)
+    total_timesteps = noise_schedule.config.num_train_timesteps
 
     # The photos: one face each, its augmented views, their face features and latents.
     encoder = get_face_encoder(config.face_encoder)
@@ -132,32 +159,48 @@ def learn(
         for index, face in enumerate(tqdm(faces, desc="Preparing views", disable=not progress or len(faces) < 2))
     ]
 
-    # The identities' tokens in the text encoder, and the pre-tokenized training prompts.
-    identity_tokens = [token_strings(name, TOKENS_PER_IDENTITY) for name in names]
-    token_ids = [
-        install_tokens(tokenizer, text_encoder, tokens, basis.mean.to(text_encoder.dtype))
-        for tokens in identity_tokens
-    ]
-    prompt_ids = torch.stack([_tokenize(tokenizer, identity_prompts(tokens, config.class_word))
-                              for tokens in identity_tokens]).to(device_)  # (identities, templates, length)
+    # What learns. Everything else is frozen.
+    torch.manual_seed(config.seed)
+    basis: CelebBasis | None = None
+    if config.method == "celeb-basis":
+        basis = build_basis(tokenizer, table, options=config.basis)
+        learner: CelebBasisLearner | StageTokenLearner = CelebBasisLearner(
+            basis, banks[0].features.shape[1], config.mapper_depth)
+        initial_row = basis.mean
+    else:
+        initial_row = table[tokenizer(config.class_word, add_special_tokens=False).input_ids[0]].float()
+        learner = StageTokenLearner(initial_row, len(names), config.stages, total_timesteps)
+        initial_row = initial_row.expand(learner.tokens, -1)
+    learner.to(device_)
+    optimizer_class = torch.optim.AdamW if config.method == "celeb-basis" else torch.optim.Adam
+    optimizer = optimizer_class(learner.parameters(), lr=config.learning_rate)
+
+    # The identities' tokens in the text encoder, the pre-tokenized prompts, and the attention loss.
+    identity_tokens = [token_strings(name, learner.tokens) for name in names]
+    token_ids = [install_tokens(tokenizer, text_encoder, tokens, initial_row.to(table.dtype))
+                 for tokens in identity_tokens]
     injection = TokenInjection(text_encoder, [i for ids in token_ids for i in ids])
+    prompt_ids = torch.stack([_tokenize(tokenizer, fill(learner.templates, learner.phrase(tokens, config.class_word)))
+                              for tokens in identity_tokens]).to(device_)  # (identities, templates, length)
+    store = None
+    if config.attention_loss > 0 or config.method == "sefi":
+        attention_resolution = resolution_for(unet, resolution // pipe.vae_scale_factor, config.attention_level)
+        store = AttentionStore(attention_resolution if config.attention_loss > 0 else None, keep_grad=True)
+        reference_prompts = fill(learner.templates, learner.phrase([config.class_word] * learner.tokens,
+                                                                   config.class_word))
+        with torch.no_grad():
+            reference_text = text_encoder(_tokenize(tokenizer, reference_prompts).to(device_))[0]
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    noise_schedule = DDPMScheduler.from_config(pipe.scheduler.config)
-    teacher_values = _teacher_values(teacher, names, basis) if teacher else None
 
-    # What learns: the mapper. Everything else is frozen.
-    torch.manual_seed(config.seed)
-    mapper = CoefficientMapper(banks[0].features.shape[1], basis.rank, TOKENS_PER_IDENTITY, config.mapper_depth)
-    mapper.to(device_)
-    optimizer = torch.optim.AdamW(mapper.parameters(), lr=config.learning_rate)
     generator = torch.Generator(device="cpu").manual_seed(config.seed)
     noise_generator = torch.Generator(device=device_).manual_seed(config.seed + 1)
     averages: dict[str, torch.Tensor] = {}
     start = 0
 
     checkpoint = _checkpoint_path(names, library)
-    recipe = {"names": names, "model": describe_model(pipe), "basis": basis.key, "config": _recipe(config)}
+    recipe = {"names": names, "model": describe_model(pipe), "basis": basis.key if basis else None,
+              "config": _recipe(config)}
     if resume:
         if not checkpoint.is_file():
             raise UsageError(f"There is no checkpoint to resume for {', '.join(names)} ({checkpoint})",
@@ -166,7 +209,7 @@ def learn(
         if state.recipe != recipe:
             raise UsageError("The checkpoint was made with other settings, photos or model",
                              "Resume with the same arguments as the interrupted run, or start again without --resume")
-        mapper.load_state_dict(state.mapper)
+        learner.load_state_dict(state.mapper)
         optimizer.load_state_dict(state.optimizer)
         generator.set_state(state.random_states["generator"])
         noise_generator.set_state(state.random_states["noise"].to(noise_generator.get_state()))
@@ -177,56 +220,66 @@ def learn(
         return {"generator": generator.get_state(), "noise": noise_generator.get_state()}
 
     def save(step: int, states: dict[str, torch.Tensor]) -> None:
-        save_checkpoint(checkpoint, TrainingState(step=step, mapper=mapper.state_dict(),
+        save_checkpoint(checkpoint, TrainingState(step=step, mapper=learner.state_dict(),
                                                   optimizer=optimizer.state_dict(), random_states=states,
                                                   averages=averages, recipe=recipe))
+
+    def encode(ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The prompts' encoding with `tokens` (batch, n, width) in place of every identity's tokens."""
+        injection.values = tokens.repeat(1, len(names), 1)  # each prompt holds only its own identity
+        return text_encoder(ids)[0]
 
     bar = tqdm(total=config.steps, initial=start, desc="Learning", disable=not progress, unit="step")
     loss_value = float("nan")
     completed, states_at_completed = start, random_states()  # what a checkpoint taken now would hold
+    processors = install(unet, store) if store is not None else contextlib.nullcontext()
     try:
-        with _sigterm_as_interrupt():
+        with _sigterm_as_interrupt(), processors:
             for step in range(start, config.steps):
-                # A batch: random identities, views and prompt templates.
+                # A batch: random identities, views, prompt templates, timesteps and noise.
                 who = torch.randint(len(names), (config.batch_size,), generator=generator)
                 view = torch.randint(config.views, (config.batch_size,), generator=generator)
                 template = torch.randint(prompt_ids.shape[1], (config.batch_size,), generator=generator)
                 features = torch.stack([banks[i].features[v] for i, v in zip(who.tolist(), view.tolist())])
                 latents = torch.stack([banks[i].latents[v] for i, v in zip(who.tolist(), view.tolist())])
-
-                # Face features → coefficients → the identity's token embeddings → the prompt's encoding.
-                coefficients = mapper(features)  # (batch, tokens, k), each token's row of unit norm
-                embeddings = basis.embeddings(coefficients)  # (batch, tokens, width)
-                injection.values = embeddings.repeat(1, len(names), 1)  # each prompt holds its own tokens
-                text = text_encoder(prompt_ids[who.to(device_), template.to(device_)])[0]
-
-                # Denoising loss with the model's own noise schedule.
+                ids = prompt_ids[who.to(device_), template.to(device_)]
                 noise = torch.randn(latents.shape, generator=noise_generator, device=device_).to(dtype_)
-                timesteps = torch.randint(noise_schedule.config.num_train_timesteps, (config.batch_size,),
-                                          generator=noise_generator, device=device_)
+                timesteps = torch.randint(total_timesteps, (config.batch_size,), generator=noise_generator,
+                                          device=device_)
                 noisy = noise_schedule.add_noise(latents, noise, timesteps)
-                if teacher_values is not None:
-                    target = _teacher_prediction(unet, text_encoder, injection, teacher_values, who, noisy, timesteps,
-                                                 prompt_ids[who.to(device_), template.to(device_)])
-                    injection.values = embeddings.repeat(1, len(names), 1)
+
+                # The target: the noise (or velocity), or the teacher's own prediction.
+                if teacher is not None:
+                    target = _teacher_prediction(unet, encode, store, teacher, names, who, ids, noisy, timesteps)
                 elif noise_schedule.config.prediction_type == "v_prediction":
                     target = noise_schedule.get_velocity(latents, noise, timesteps)
                 else:
                     target = noise
-                prediction = unet(noisy, timesteps, text).sample
+
+                # The identity's tokens → the prompt's encodings (keys, values) → the UNet's prediction.
+                keys, values = learner(features, who, timesteps)
+                key_text = encode(ids, keys)
+                if store is not None:
+                    store.value_states = None if values is keys else encode(ids, values)
+                    store.reference_states = reference_text[template.to(device_)] if store.resolution else None
+                    store.clear()
+                prediction = unet(noisy, timesteps, key_text).sample
                 loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
+                if store is not None and store.resolution is not None:
+                    loss = loss + config.attention_loss * face_attention_loss(
+                        store.reference_maps(), store.target_maps(), config.attention_tokens).float()
                 loss_value = loss.item()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                if not (torch.isfinite(loss) and all(torch.isfinite(p).all() for p in mapper.parameters())):
+                if not (torch.isfinite(loss) and all(torch.isfinite(p).all() for p in learner.parameters())):
                     raise TrainingError(
                         f"Learning diverged at step {step + 1} (the loss or the weights stopped being finite); the "
                         f"last good checkpoint (step {completed}) is kept",
                         f"Try a lower learning rate (--lr {config.learning_rate / 10:g})",
                     )
-
-                _update_averages(averages, coefficients.detach(), who, names, config)
+                if learner.last_coefficients is not None:
+                    _update_averages(averages, learner.last_coefficients.detach(), who, names, config)
                 completed, states_at_completed = step + 1, random_states()
 
                 bar.update(1)
@@ -248,21 +301,29 @@ def learn(
     if completed != start or not resume:
         save(completed, states_at_completed)
 
-    # The identities: each one's coefficients, embeddings and file.
+    # The identities: each one's tokens (and coefficients, or stage tokens) and file.
+    identities = []
     with torch.no_grad():
-        identities = []
         for index, name in enumerate(names):
-            if config.coefficient_average == "ema" and name in averages:
-                final = averages[name].to(device_)
-            else:
-                final = mapper(banks[index].features).mean(dim=0)
             identity = Identity(
                 name=name,
-                encoder_embeddings={"text_encoder": basis.embeddings(final).cpu()},
-                encoder_coefficients={"text_encoder": final.cpu()},
+                encoder_embeddings={},
                 face_descriptor=torch.from_numpy(faces[index].descriptor).float(),
-                metadata=_metadata(pipe, basis, config, photos[index], encoder.name, loss_value),
+                metadata=_metadata(pipe, basis, config, photos[index], encoder.name, loss_value, learner.tokens,
+                                   table.shape[1]),
             )
+            if isinstance(learner, CelebBasisLearner):
+                if config.coefficient_average == "ema" and name in averages:
+                    final = averages[name].to(device_)
+                else:
+                    final = learner.mapper(banks[index].features).mean(dim=0)
+                identity.encoder_coefficients["text_encoder"] = final.cpu()
+                identity.encoder_embeddings["text_encoder"] = learner.basis.embeddings(final).cpu()
+            else:
+                tokens = learner.generators[index]().cpu()  # (stages, 2, tokens, width)
+                identity.stage_keys["text_encoder"], identity.stage_values["text_encoder"] = tokens[:, 0], tokens[:, 1]
+                identity.encoder_embeddings["text_encoder"] = tokens[:, 1].mean(dim=0)
+                identity.module = {key: value.cpu() for key, value in learner.generators[index].state_dict().items()}
             identity.save(library=library)
             identities.append(identity)
     return identities
@@ -273,19 +334,25 @@ def _tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
                      return_tensors="pt").input_ids
 
 
-def _teacher_values(teacher: dict[str, torch.Tensor], names: list[str], basis: CelebBasis) -> torch.Tensor:
+def _teacher_prediction(unet, encode: Callable, store: AttentionStore | None, teacher: dict[str, Identity],
+                        names: list[str], who: torch.Tensor, ids: torch.Tensor, noisy: torch.Tensor,
+                        timesteps: torch.Tensor) -> torch.Tensor:
+    """The frozen model's prediction with the teacher identities' tokens in place of the learned ones."""
     missing = [name for name in names if name not in teacher]
     if missing:
-        raise UsageError(f"The teacher has no embeddings for {', '.join(missing)}", "Give one per identity")
-    return torch.stack([teacher[name].to(basis.mean) for name in names])  # (identities, tokens, width)
-
-
-def _teacher_prediction(unet, text_encoder, injection: TokenInjection, values: torch.Tensor, who: torch.Tensor,
-                        noisy: torch.Tensor, timesteps: torch.Tensor, prompt_ids: torch.Tensor) -> torch.Tensor:
-    """The frozen model's prediction with the teacher's embeddings in place of the identity's."""
+        raise UsageError(f"The teacher has no identity for {', '.join(missing)}", "Give one per identity")
+    pairs = [tokens_at(teacher[names[i]], timesteps[row : row + 1].cpu()) for row, i in enumerate(who.tolist())]
+    keys = torch.cat([key for key, _ in pairs]).to(noisy.device)
+    values = torch.cat([value for _, value in pairs]).to(noisy.device)
     with torch.no_grad():
-        injection.values = values[who].to(noisy.device).repeat(1, values.shape[0], 1)
-        return unet(noisy, timesteps, text_encoder(prompt_ids)[0]).sample
+        key_text = encode(ids, keys)
+        if store is not None:
+            store.value_states = encode(ids, values)
+            saved, store.resolution = store.resolution, None  # the teacher's maps are not part of the loss
+        prediction = unet(noisy, timesteps, key_text).sample
+        if store is not None:
+            store.resolution = saved
+        return prediction
 
 
 def _update_averages(averages: dict[str, torch.Tensor], coefficients: torch.Tensor, who: torch.Tensor,
@@ -311,22 +378,25 @@ def _recipe(config: LearnConfig) -> dict:
     return recipe
 
 
-def _metadata(pipe: DiffusionPipeline, basis: CelebBasis, config: LearnConfig, photo: object, encoder: str,
-              loss: float) -> dict[str, object]:
-    return {
-        "method": "celeb-basis",
+def _metadata(pipe: DiffusionPipeline, basis: CelebBasis | None, config: LearnConfig, photo: object, encoder: str,
+              loss: float, tokens: int, width: int) -> dict[str, object]:
+    metadata: dict[str, object] = {
+        "method": config.method,
         "base_model": describe_model(pipe),
         "family": model_family(pipe),
-        "width": str(basis.width),
-        "tokens": str(TOKENS_PER_IDENTITY),
-        "basis.text_encoder": basis.key,
-        "basis_components": str(basis.rank),
+        "width": str(width),
+        "tokens": str(tokens),
         "training": asdict(config),
         "final_loss": f"{loss:.6f}",
         "face_encoder": encoder,
         "photo": Path(str(photo)).name if isinstance(photo, (str, os.PathLike)) else "in-memory image",
         "anybody_version": __version__,
     }
+    if basis is not None:
+        metadata.update({"basis.text_encoder": basis.key, "basis_components": str(basis.rank)})
+    if config.method == "sefi":
+        metadata["stages"] = str(config.stages)
+    return metadata
 
 
 class _sigterm_as_interrupt:
@@ -344,4 +414,3 @@ class _sigterm_as_interrupt:
     @staticmethod
     def _raise(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
-
