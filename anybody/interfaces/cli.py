@@ -340,7 +340,7 @@ def run_demo(args: argparse.Namespace) -> int:
     steps = args.steps or (150 if tiny else 800)
     pipe = load_pipeline(args.model)
     identity = learn(SAMPLE_PHOTO, DEMO_NAME, pipe, LearnConfig(steps=steps, views=16 if tiny else 32),
-                     library=out)[0]
+                     library=out, replace=True)[0]
     print(f"Identity file: {identity.path}")
     prompt = f"a photo of {DEMO_NAME} as an astronaut on the moon"
     result = generate(prompt, identity, pipe, num_images_per_prompt=4, num_inference_steps=25 if tiny else 50,

@@ -29,6 +29,7 @@ def test_demo_makes_an_identity_four_images_and_a_sheet(tmp_path, capsys):
     assert "RANDOM weights" in printed and "--model CompVis/stable-diffusion-v1-4" in printed
     assert (tmp_path / "eileen.safetensors").is_file()
     assert len(list(tmp_path.glob("0*-seed*.png"))) == 4 and (tmp_path / "sheet.png").is_file()
+    assert main(["demo", "--out", str(tmp_path), "--steps", "1"]) == 0  # a second run replaces the first
 
 
 def test_face_writes_what_will_be_learned(sample_photo, tmp_path, capsys):
