@@ -17,27 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from anybody.attention.layers import (
-    CrossAttentionLayer,
-    cross_attention_layers,
     cross_attention_modules,
-    cross_attention_resolutions,
-    latent_size_of,
-    resolution_for,
 )
 from anybody.attention.store import AttentionStore
 from anybody.errors import UsageError
-
-__all__ = [
-    "CrossAttentionLayer",
-    "CrossAttentionProcessor",
-    "InstalledProcessors",
-    "cross_attention_layers",
-    "cross_attention_modules",
-    "cross_attention_resolutions",
-    "install",
-    "latent_size_of",
-    "resolution_for",
-]
 
 
 class CrossAttentionProcessor:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from anybody.attention import AttentionStore, CrossAttentionProcessor, install
+from anybody.attention.layers import cross_attention_modules
 from anybody.identity import Identity, token_strings
 from anybody.identity.stages import stage_of
 from anybody.identity.tokens import TokenInjection
@@ -47,7 +48,7 @@ class StageSwitch:
         self._busy = False
         self.store = AttentionStore()
         self.processors = install(pipe.unet, self.store)
-        self._cross_attention = [m for name, m in pipe.unet.named_modules() if name.endswith("attn2")]
+        self._cross_attention = [module for _, module in cross_attention_modules(pipe.unet)]
         self._hooks = [
             encoder.register_forward_hook(self._after_text_encoder, with_kwargs=True),
             pipe.unet.register_forward_pre_hook(self._before_unet, with_kwargs=True),
