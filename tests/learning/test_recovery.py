@@ -9,6 +9,7 @@ planted ones, and the loss to near zero.
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from anybody.basis import build_basis
@@ -18,13 +19,15 @@ from anybody.learning import LearnConfig, learn
 STEPS = 200
 
 
-def test_learning_recovers_a_planted_identity(tiny_pipe, sample_photo, tmp_path):
+@pytest.mark.parametrize("attention_loss", [0.0, 0.003], ids=["plain", "with-attention-loss"])
+def test_learning_recovers_a_planted_identity(tiny_pipe, sample_photo, tmp_path, attention_loss):
     basis = build_basis(tiny_pipe.tokenizer, tiny_pipe.text_encoder.get_input_embeddings().weight)
     generator = torch.Generator().manual_seed(123)
     planted_coefficients = torch.nn.functional.normalize(torch.randn(2, basis.rank, generator=generator), dim=-1)
     planted = basis.embeddings(planted_coefficients)
     teacher = {"eileen": Identity("eileen", {"text_encoder": planted})}
-    config = LearnConfig(steps=STEPS, views=8, learning_rate=0.1, checkpoint_every=STEPS)
+    config = LearnConfig(steps=STEPS, views=8, learning_rate=0.1, checkpoint_every=STEPS,
+                         attention_loss=attention_loss)
 
     start = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(steps=1, views=8, learning_rate=1e-12),
                   library=tmp_path / "start", teacher=teacher, progress=False)[0]
@@ -46,3 +49,34 @@ def test_learning_recovers_a_planted_identity(tiny_pipe, sample_photo, tmp_path)
     assert torch.all(after > 0.65) and torch.all(after - before > 0.5)
     assert torch.all(embeddings_after > 0.65)
     assert last < first / 10 and last < 1e-3
+
+
+def test_sefi_recovers_planted_per_stage_key_and_value_tokens(tiny_pipe, sample_photo, tmp_path):
+    """The same check for SeFi-IDE: five stages of planted (key, value) tokens around "person".
+
+    The text encoder's layer norm makes a token's scale nearly invisible, so the learning rate must be
+    small next to the tiny model's embeddings (norm ≈ 0.1); the check is on directions (cosine of each
+    token's offset from "person") and on distance. Seen: key cosines 0.87–0.95, value cosines 0.72–0.92,
+    distance to the planted tokens 0.35–0.71 of the start's, loss 3.3e-4 → 5.9e-6.
+    """
+    table = tiny_pipe.text_encoder.get_input_embeddings().weight.detach()
+    person = table[tiny_pipe.tokenizer("person", add_special_tokens=False).input_ids[0]]
+    offsets = torch.randn(5, 2, 1, person.shape[0], generator=torch.Generator().manual_seed(5))
+    planted = person + offsets / offsets.norm(dim=-1, keepdim=True) * person.norm()
+    teacher = {"eileen": Identity("eileen", {"text_encoder": planted[:, 1].mean(0)},
+                                  stage_keys={"text_encoder": planted[:, 0]},
+                                  stage_values={"text_encoder": planted[:, 1]})}
+    config = LearnConfig.for_method("sefi", steps=300, views=8, learning_rate=1e-3, batch_size=4,
+                                    attention_loss=0.0, checkpoint_every=300)
+    losses: list[float] = []
+    learned = learn(sample_photo, "eileen", tiny_pipe, config, library=tmp_path, teacher=teacher, progress=False,
+                    callback=lambda step, loss: losses.append(loss))[0]
+    for role, tokens in ((0, learned.stage_keys["text_encoder"]), (1, learned.stage_values["text_encoder"])):
+        target = planted[:, role]
+        cosine = torch.nn.functional.cosine_similarity((tokens - person).flatten(1), (target - person).flatten(1))
+        distance = (tokens - target).norm(dim=-1).flatten() / (person - target).norm(dim=-1).flatten()
+        print(f"{('keys', 'values')[role]}: cosine {cosine.tolist()}, relative distance {distance.tolist()}")
+        assert torch.all(cosine > 0.6) and torch.all(distance < 0.85)
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    print(f"loss: first ten steps {first:.2e}, last ten {last:.2e}")
+    assert last < first / 20
