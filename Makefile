@@ -6,7 +6,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint benchmark clean
+.PHONY: demo test benchmark clean
 
 $(BIN)/anybody: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,7 @@ test: $(BIN)/anybody
 
 benchmark: $(BIN)/anybody
 	$(BIN)/python benchmarks/training_step.py
+	$(BIN)/python benchmarks/method_costs.py
 
 clean:
 	rm -rf $(VENV) anybody-output

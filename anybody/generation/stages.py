@@ -74,19 +74,18 @@ class StageSwitch:
         rows = torch.isin(input_ids, wanted).any(dim=-1)
         if not rows.any():
             return
-        plain = output[0]
+        plain, prompts = output[0], input_ids[rows]
+        variants = [self._stage_tokens(stage, which) for which in ("keys", "values") for stage in range(self.stages)]
         self._busy = True
-        try:
+        try:  # every stage's key and value encoding in one batched pass: (2 * stages * prompts, length, width)
             with torch.no_grad():
-                per_stage = {which: [] for which in ("keys", "values")}
-                for stage in range(self.stages):
-                    for which in per_stage:
-                        self.injection.values = self._stage_tokens(stage, which)
-                        per_stage[which].append(module(input_ids[rows])[0])
+                self.injection.values = torch.stack(variants).repeat_interleave(len(prompts), dim=0)
+                encoded = module(prompts.repeat(len(variants), 1))[0]
         finally:
             self.injection.values = None
             self._busy = False
-        keys, values = torch.stack(per_stage["keys"], 1), torch.stack(per_stage["values"], 1)
+        encoded = encoded.reshape(2, self.stages, len(prompts), *encoded.shape[1:]).transpose(1, 2)
+        keys, values = encoded[0], encoded[1]  # (prompts, stages, length, width)
         for index, row in enumerate(rows.nonzero().flatten().tolist()):
             self.recent.append(_Encoded(plain[row].detach(), keys[index], values[index]))
 

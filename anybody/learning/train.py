@@ -28,7 +28,14 @@ from diffusers import DDPMScheduler, DiffusionPipeline
 from tqdm.auto import tqdm
 
 from anybody import __version__, settings
-from anybody.attention import AttentionStore, face_attention_loss, install, resolution_for
+from anybody.attention import (
+    AttentionStore,
+    face_attention_loss,
+    install,
+    prompt_length,
+    resolution_for,
+    token_positions,
+)
 from anybody.basis import BasisOptions, CelebBasis, build_basis
 from anybody.errors import IdentityError, ModelError, TrainingError, UsageError
 from anybody.face import FaceInput, get_face_encoder, prepare_face
@@ -168,7 +175,8 @@ def learn(
             basis, banks[0].features.shape[1], config.mapper_depth)
         initial_row = basis.mean
     else:
-        initial_row = table[tokenizer(config.class_word, add_special_tokens=False).input_ids[0]].float()
+        class_token = tokenizer(config.class_word, add_special_tokens=False).input_ids[0]
+        initial_row = table[class_token].detach().float().clone()  # a copy: the table's rows get written
         learner = StageTokenLearner(initial_row, len(names), config.stages, total_timesteps)
         initial_row = initial_row.expand(learner.tokens, -1)
     learner.to(device_)
@@ -190,6 +198,9 @@ def learn(
                                                                    config.class_word))
         with torch.no_grad():
             reference_text = text_encoder(_tokenize(tokenizer, reference_prompts).to(device_))[0]
+        prompt_facts = [[(token_positions(tokenizer, prompt, tokens), prompt_length(tokenizer, prompt))
+                         for prompt in fill(learner.templates, learner.phrase(tokens, config.class_word))]
+                        for tokens in identity_tokens]  # per identity and template: (identity positions, length)
     if config.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
 
@@ -266,8 +277,9 @@ def learn(
                 prediction = unet(noisy, timesteps, key_text).sample
                 loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
                 if store is not None and store.resolution is not None:
-                    loss = loss + config.attention_loss * face_attention_loss(
-                        store.reference_maps(), store.target_maps(), config.attention_tokens).float()
+                    loss = loss + config.attention_loss * _attention_loss(store, config.attention_tokens,
+                                                                          [prompt_facts[i][j] for i, j in
+                                                                           zip(who.tolist(), template.tolist())])
                 loss_value = loss.item()
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -332,6 +344,19 @@ def learn(
 def _tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
     return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
                      return_tensors="pt").input_ids
+
+
+def _attention_loss(store: AttentionStore, tokens: str, facts: list[tuple[list[int], int]]) -> torch.Tensor:
+    """The face-wise attention loss of the step; options #1 and #2 need each prompt's own positions."""
+    if tokens == "all":
+        return face_attention_loss(store.reference_maps(), store.target_maps()).float()
+    losses = []
+    for row, (positions, length) in enumerate(facts):
+        rows = [slice(row * record.heads, (row + 1) * record.heads) for record in store.records]
+        losses.append(face_attention_loss([r.reference[s] for r, s in zip(store.records, rows)],
+                                          [r.probabilities[s] for r, s in zip(store.records, rows)], tokens,
+                                          identity_positions=positions, prompt_length=length))
+    return torch.stack(losses).mean().float()
 
 
 def _teacher_prediction(unet, encode: Callable, store: AttentionStore | None, teacher: dict[str, Identity],

@@ -12,6 +12,7 @@ from anybody.generation import apply, generate
 from anybody.identity import Identity
 from anybody.identity.formats import export_identity
 from anybody.identity.stages import stage_of
+from anybody.identity.tokens import TokenInjection
 from anybody.interfaces.cli import main
 from anybody.learning import LearnConfig, learn
 
@@ -43,6 +44,15 @@ def test_generation_switches_the_stage_tokens_at_every_step(sefi_identity, tiny_
     prompt_embeds, negative = tiny_pipe.encode_prompt("a photo of <eileen>", "cpu", 1, True, "")
     states = torch.cat([negative, prompt_embeds])
     encoded = switch.recent[-1]
+    ids = tiny_pipe.tokenizer("a photo of <eileen>", padding="max_length", max_length=77, return_tensors="pt").input_ids
+    injection = TokenInjection(tiny_pipe.text_encoder, switch.ids[0])
+    switch._busy = True
+    for stage in (0, 3):
+        for tokens, made in ((sefi_identity.stage_keys, encoded.keys), (sefi_identity.stage_values, encoded.values)):
+            injection.values = tokens["text_encoder"][stage]
+            assert torch.allclose(tiny_pipe.text_encoder(ids)[0][0], made[stage], atol=1e-5)
+    injection.remove()
+    switch._busy = False
     for timestep, stage in ((950, 4), (10, 0), (450, 2)):
         switch._before_unet(tiny_pipe.unet, (), {"timestep": torch.tensor(timestep), "encoder_hidden_states": states})
         assert torch.equal(switch.store.key_states[1], encoded.keys[stage])
@@ -74,9 +84,11 @@ def test_learn_and_attention_through_the_cli(sample_photo, tmp_path, capsys):
     assert Image.open(out).format == "PNG" and str(out) in capsys.readouterr().out
 
 
-def test_celeb_basis_with_the_attention_loss(tiny_pipe, sample_photo, library):
+@pytest.mark.parametrize("tokens", ["all", "identity", "prompt"])
+def test_celeb_basis_with_the_attention_loss_over_each_choice_of_token_maps(tiny_pipe, sample_photo, library,
+                                                                             tokens):
     losses: list[float] = []
-    config = LearnConfig(steps=3, views=4, attention_loss=0.003)
+    config = LearnConfig(steps=3, views=4, attention_loss=0.003, attention_tokens=tokens)
     identity = learn(sample_photo, "eileen", tiny_pipe, config, library=library, progress=False,
                      callback=lambda step, loss: losses.append(loss))[0]
     assert identity.method == "celeb-basis" and all(np.isfinite(losses))
