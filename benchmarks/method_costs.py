@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-from dataclasses import replace
 import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
