@@ -124,7 +124,8 @@ def build_basis(
         statistics["positions"][position].update(position_statistics)
     rank = min(basis.shape[0] for basis in components)
     if rank < options.max_components:
-        log.info("The basis keeps k = %d components (asked for %d): the usable names do not span more.",
+        log.info("The basis keeps k = %d components (asked for %d): the usable names and the embedding width "
+                 "span no more.",
                  rank, options.max_components)
     statistics["components"] = rank
     statistics["options"] = asdict(options)
