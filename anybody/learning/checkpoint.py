@@ -1,4 +1,4 @@
-"""Training checkpoints as safetensors (no pickle): the mapper, the optimizer, the random states, the step.
+"""Training checkpoints as safetensors (no pickle): the learner, the optimizer, the random states, the step.
 
 Written atomically every `checkpoint_every` steps and on Ctrl-C, so `--resume` continues exactly where a
 run stopped: the same seed then gives the same result as an uninterrupted run.
@@ -20,7 +20,7 @@ from anybody.storage import write_safetensors
 @dataclass
 class TrainingState:
     step: int
-    mapper: dict[str, torch.Tensor]
+    learner: dict[str, torch.Tensor]
     optimizer: dict
     random_states: dict[str, torch.Tensor]
     averages: dict[str, torch.Tensor]
@@ -28,7 +28,7 @@ class TrainingState:
 
 
 def save_checkpoint(path: Path, state: TrainingState) -> None:
-    tensors = {f"mapper.{key}": value for key, value in state.mapper.items()}
+    tensors = {f"learner.{key}": value for key, value in state.learner.items()}
     for index, slots in state.optimizer["state"].items():
         for key, value in slots.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value)
@@ -51,7 +51,7 @@ def load_checkpoint(path: Path) -> TrainingState:
         raise TrainingError(f"The checkpoint {path} cannot be read ({str(error)[:100]})",
                             "Start again without --resume") from error
     optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
-    sections: dict[str, dict[str, torch.Tensor]] = {"mapper": {}, "random": {}, "average": {}}
+    sections: dict[str, dict[str, torch.Tensor]] = {"learner": {}, "random": {}, "average": {}}
     for key, value in tensors.items():
         section, rest = key.split(".", 1)
         if section == "optimizer":
@@ -59,6 +59,6 @@ def load_checkpoint(path: Path) -> TrainingState:
             optimizer_state.setdefault(int(index), {})[slot] = value
         else:
             sections[section][rest] = value
-    return TrainingState(step=step, mapper=sections["mapper"],
+    return TrainingState(step=step, learner=sections["learner"],
                          optimizer={"state": optimizer_state, "param_groups": param_groups},
                          random_states=sections["random"], averages=sections["average"], recipe=recipe)

@@ -220,7 +220,7 @@ def learn(
         if state.recipe != recipe:
             raise UsageError("The checkpoint was made with other settings, photos or model",
                              "Resume with the same arguments as the interrupted run, or start again without --resume")
-        learner.load_state_dict(state.mapper)
+        learner.load_state_dict(state.learner)
         optimizer.load_state_dict(state.optimizer)
         generator.set_state(state.random_states["generator"])
         noise_generator.set_state(state.random_states["noise"].to(noise_generator.get_state()))
@@ -231,7 +231,7 @@ def learn(
         return {"generator": generator.get_state(), "noise": noise_generator.get_state()}
 
     def save(step: int, states: dict[str, torch.Tensor]) -> None:
-        save_checkpoint(checkpoint, TrainingState(step=step, mapper=learner.state_dict(),
+        save_checkpoint(checkpoint, TrainingState(step=step, learner=learner.state_dict(),
                                                   optimizer=optimizer.state_dict(), random_states=states,
                                                   averages=averages, recipe=recipe))
 

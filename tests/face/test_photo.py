@@ -164,10 +164,19 @@ def test_a_folder(tmp_path):
         load_photo(tmp_path)
 
 
-def test_an_empty_file(tmp_path):
-    path = tmp_path / "empty.jpg"
-    path.write_bytes(b"")
-    with pytest.raises(PhotoError, match=r"empty \(0 bytes\)"):
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("empty.jpg", b"", r"empty \(0 bytes\)"),
+        ("notes.jpg", b"not a photo at all\n" * 20, r"not an image"),
+        ("drawing.eps", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n", r"not an image"),
+    ],
+    ids=["an empty file", "a text file", "an EPS file is not opened"],
+)
+def test_files_that_are_not_photos(tmp_path, name, content, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(PhotoError, match=message):
         load_photo(path)
 
 
@@ -176,20 +185,6 @@ def test_a_truncated_jpeg(tmp_path):
     path = tmp_path / "truncated.jpg"
     path.write_bytes(data[: len(data) // 2])
     with pytest.raises(PhotoError, match=r"truncated or damaged"):
-        load_photo(path)
-
-
-def test_a_text_file(tmp_path):
-    path = tmp_path / "notes.jpg"
-    path.write_text("not a photo at all\n" * 20)
-    with pytest.raises(PhotoError, match=r"not an image"):
-        load_photo(path)
-
-
-def test_an_eps_file_is_not_opened(tmp_path):
-    path = tmp_path / "drawing.eps"
-    path.write_bytes(b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n")
-    with pytest.raises(PhotoError, match=r"not an image"):
         load_photo(path)
 
 
