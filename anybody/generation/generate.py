@@ -52,8 +52,6 @@ def apply(pipe: DiffusionPipeline, identities: Identity | Sequence[Identity]) ->
             install_tokens(tokenizer, encoder, token_strings(identity.name, identity.token_count), embeddings)
     staged = [identity for identity in identities if identity.stages]
     if staged:
-        if model_family(pipe) == "sdxl":
-            raise IdentityError("Per-stage tokens (SeFi-IDE) are not supported on SDXL yet", "Use an SD 1.x/2.x model")
         previous = getattr(pipe, "anybody_stage_switch", None)
         if previous is not None:
             previous.remove()

@@ -4,10 +4,13 @@
                                                            └► VAE latents x0 │
     Celeb Basis: features ─► MLP ─► coefficients c ─► tokens mean + c·B ◄────┘
     SeFi-IDE:    "person" ─► small transformer ─► per-stage key and value tokens
-    prompt "a photo of a face of <id> ..." ─► frozen text encoder (keys, values) ─► frozen UNet
+    prompt "a photo of a face of <id> ..." ─► frozen text encoder(s) (keys, values) ─► frozen UNet
     loss = ‖UNet(noisy x0, t, text) − noise‖²  [+ λ · face-wise attention loss]
 
-Only the learner trains (the MLP, or SeFi's token module); the UNet, VAE and text encoder are frozen.
+Only the learner trains (the MLP, or SeFi's token module); the UNet, VAE and text encoders are frozen.
+SD 1.x, SD 2.x and SDXL take the same path: every text encoder gets its own basis and tokens (SDXL has
+two, 768 and 1280 wide in the real model), and `PromptEncoder` feeds the UNet what the family's pipeline
+would (for SDXL also the pooled embedding and the size "time ids").
 Several photos learn jointly (one shared MLP; each identity's coefficients are the average of the MLP's
 outputs over that identity's views, or the paper's running average with `coefficient_average="ema"`).
 """
@@ -37,16 +40,16 @@ from anybody.attention import (
     token_positions,
 )
 from anybody.basis import BasisOptions, CelebBasis, build_basis
-from anybody.errors import IdentityError, ModelError, TrainingError, UsageError
+from anybody.errors import IdentityError, TrainingError, UsageError
 from anybody.face import FaceInput, get_face_encoder, prepare_face
 from anybody.identity import Identity, identity_path, token_strings, validate_name
 from anybody.identity.stages import tokens_at
-from anybody.identity.tokens import TokenInjection, install_tokens
 from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_checkpoint
+from anybody.learning.conditioning import Conditioning, PromptEncoder
 from anybody.learning.learners import CelebBasisLearner, StageTokenLearner
 from anybody.learning.prompts import fill
 from anybody.learning.views import ViewBank, build_view_bank
-from anybody.models import describe_model, load_pipeline, model_family
+from anybody.models import describe_model, load_pipeline, model_family, text_encoders
 
 log = logging.getLogger("anybody")
 Method = Literal["celeb-basis", "sefi"]
@@ -139,6 +142,9 @@ def learn(
     if len(photos) != len(names) or len(set(names)) != len(names):
         raise UsageError(f"{len(photos)} photos and {len(names)} distinct names were given",
                          "Give exactly one distinct name per photo, e.g. --name alice,bob")
+    if config.class_word.lower() in names:
+        raise IdentityError(f"The name {config.class_word.lower()!r} is the class word of the learning prompts",
+                            f"Choose another name, for example {config.class_word.lower()}_1")
     taken = [name for name in names if identity_path(name, library).exists()]
     if taken and not (replace or resume):  # resuming continues the same identity
         raise IdentityError(f"The library already has an identity called {', '.join(taken)}",
@@ -146,11 +152,9 @@ def learn(
 
     # The frozen model.
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
-    if model_family(pipe) == "sdxl":
-        raise ModelError("Learning on SDXL is not supported yet", "Use an SD 1.x or SD 2.x model")
-    tokenizer, text_encoder, unet, vae = pipe.tokenizer, pipe.text_encoder, pipe.unet, pipe.vae
+    unet, vae = pipe.unet, pipe.vae
     device_, dtype_ = unet.device, unet.dtype
-    table = text_encoder.get_input_embeddings().weight
+    tables = {name: encoder.get_input_embeddings().weight for name, _, encoder in text_encoders(pipe)}
     resolution = config.resolution or unet.config.sample_size * pipe.vae_scale_factor
     noise_schedule = DDPMScheduler.from_config(pipe.scheduler.config)
     total_timesteps = noise_schedule.config.num_train_timesteps
@@ -168,28 +172,30 @@ def learn(
 
     # What learns. Everything else is frozen.
     torch.manual_seed(config.seed)
-    basis: CelebBasis | None = None
+    bases: dict[str, CelebBasis] = {}
     if config.method == "celeb-basis":
-        basis = build_basis(tokenizer, table, options=config.basis)
+        bases = {name: build_basis(tokenizer, tables[name], options=config.basis)
+                 for name, tokenizer, _ in text_encoders(pipe)}
         learner: CelebBasisLearner | StageTokenLearner = CelebBasisLearner(
-            basis, banks[0].features.shape[1], config.mapper_depth)
-        initial_row = basis.mean
+            bases, banks[0].features.shape[1], config.mapper_depth)
+        initial_rows = {name: basis.mean for name, basis in bases.items()}
     else:
-        class_token = tokenizer(config.class_word, add_special_tokens=False).input_ids[0]
-        initial_row = table[class_token].detach().float().clone()  # a copy: the table's rows get written
-        learner = StageTokenLearner(initial_row, len(names), config.stages, total_timesteps)
-        initial_row = initial_row.expand(learner.tokens, -1)
+        person = {name: tables[name][tokenizer(config.class_word, add_special_tokens=False).input_ids[0]]
+                  for name, tokenizer, _ in text_encoders(pipe)}
+        person = {name: row.detach().float().clone() for name, row in person.items()}  # the tables get written
+        learner = StageTokenLearner(person, len(names), config.stages, total_timesteps)
+        initial_rows = {name: row.expand(learner.tokens, -1) for name, row in person.items()}
     learner.to(device_)
     optimizer_class = torch.optim.AdamW if config.method == "celeb-basis" else torch.optim.Adam
     optimizer = optimizer_class(learner.parameters(), lr=config.learning_rate)
 
-    # The identities' tokens in the text encoder, the pre-tokenized prompts, and the attention loss.
+    # The identities' tokens in the text encoders, the pre-tokenized prompts, and the attention loss.
     identity_tokens = [token_strings(name, learner.tokens) for name in names]
-    token_ids = [install_tokens(tokenizer, text_encoder, tokens, initial_row.to(table.dtype))
-                 for tokens in identity_tokens]
-    injection = TokenInjection(text_encoder, [i for ids in token_ids for i in ids])
-    prompt_ids = torch.stack([_tokenize(tokenizer, fill(learner.templates, learner.phrase(tokens, config.class_word)))
-                              for tokens in identity_tokens]).to(device_)  # (identities, templates, length)
+    text = PromptEncoder(pipe, identity_tokens, initial_rows, resolution)
+    prompts = [text.tokenize(fill(learner.templates, learner.phrase(tokens, config.class_word)))
+               for tokens in identity_tokens]
+    prompt_ids = {encoder: torch.stack([ids[encoder] for ids in prompts]).to(device_)
+                  for encoder in text.names}  # per encoder: (identities, templates, length)
     store = None
     if config.attention_loss > 0 or config.method == "sefi":
         attention_resolution = resolution_for(unet, resolution // pipe.vae_scale_factor, config.attention_level)
@@ -197,8 +203,8 @@ def learn(
         reference_prompts = fill(learner.templates, learner.phrase([config.class_word] * learner.tokens,
                                                                    config.class_word))
         with torch.no_grad():
-            reference_text = text_encoder(_tokenize(tokenizer, reference_prompts).to(device_))[0]
-        prompt_facts = [[(token_positions(tokenizer, prompt, tokens), prompt_length(tokenizer, prompt))
+            reference_text = text(text.tokenize(reference_prompts)).hidden
+        prompt_facts = [[(token_positions(pipe.tokenizer, prompt, tokens), prompt_length(pipe.tokenizer, prompt))
                          for prompt in fill(learner.templates, learner.phrase(tokens, config.class_word))]
                         for tokens in identity_tokens]  # per identity and template: (identity positions, length)
     if config.gradient_checkpointing:
@@ -210,7 +216,7 @@ def learn(
     start = 0
 
     checkpoint = _checkpoint_path(names, library)
-    recipe = {"names": names, "model": describe_model(pipe), "basis": basis.key if basis else None,
+    recipe = {"names": names, "model": describe_model(pipe), "basis": {e: b.key for e, b in bases.items()},
               "config": _recipe(config)}
     if resume:
         if not checkpoint.is_file():
@@ -235,11 +241,6 @@ def learn(
                                                   optimizer=optimizer.state_dict(), random_states=states,
                                                   averages=averages, recipe=recipe))
 
-    def encode(ids: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        """The prompts' encoding with `tokens` (batch, n, width) in place of every identity's tokens."""
-        injection.values = tokens.repeat(1, len(names), 1)  # each prompt holds only its own identity
-        return text_encoder(ids)[0]
-
     bar = tqdm(total=config.steps, initial=start, desc="Learning", disable=not progress, unit="step")
     loss_value = float("nan")
     completed, states_at_completed = start, random_states()  # what a checkpoint taken now would hold
@@ -250,10 +251,10 @@ def learn(
                 # A batch: random identities, views, prompt templates, timesteps and noise.
                 who = torch.randint(len(names), (config.batch_size,), generator=generator)
                 view = torch.randint(config.views, (config.batch_size,), generator=generator)
-                template = torch.randint(prompt_ids.shape[1], (config.batch_size,), generator=generator)
+                template = torch.randint(len(learner.templates), (config.batch_size,), generator=generator)
                 features = torch.stack([banks[i].features[v] for i, v in zip(who.tolist(), view.tolist())])
                 latents = torch.stack([banks[i].latents[v] for i, v in zip(who.tolist(), view.tolist())])
-                ids = prompt_ids[who.to(device_), template.to(device_)]
+                ids = {encoder: table[who.to(device_), template.to(device_)] for encoder, table in prompt_ids.items()}
                 noise = torch.randn(latents.shape, generator=noise_generator, device=device_).to(dtype_)
                 timesteps = torch.randint(total_timesteps, (config.batch_size,), generator=noise_generator,
                                           device=device_)
@@ -261,7 +262,7 @@ def learn(
 
                 # The target: the noise (or velocity), or the teacher's own prediction.
                 if teacher is not None:
-                    target = _teacher_prediction(unet, encode, store, teacher, names, who, ids, noisy, timesteps)
+                    target = _teacher_prediction(unet, text, store, teacher, names, who, ids, noisy, timesteps)
                 elif noise_schedule.config.prediction_type == "v_prediction":
                     target = noise_schedule.get_velocity(latents, noise, timesteps)
                 else:
@@ -269,12 +270,11 @@ def learn(
 
                 # The identity's tokens → the prompt's encodings (keys, values) → the UNet's prediction.
                 keys, values = learner(features, who, timesteps)
-                key_text = encode(ids, keys)
+                condition = _condition(text, store, ids, keys, values)
                 if store is not None:
-                    store.value_states = None if values is keys else encode(ids, values)
                     store.reference_states = reference_text[template.to(device_)] if store.resolution else None
                     store.clear()
-                prediction = unet(noisy, timesteps, key_text).sample
+                prediction = unet(noisy, timesteps, condition.hidden, added_cond_kwargs=condition.added).sample
                 loss = torch.nn.functional.mse_loss(prediction.float(), target.float())
                 if store is not None and store.resolution is not None:
                     loss = loss + config.attention_loss * _attention_loss(store, config.attention_tokens,
@@ -290,8 +290,7 @@ def learn(
                         f"last good checkpoint (step {completed}) is kept",
                         f"Try a lower learning rate (--lr {config.learning_rate / 10:g})",
                     )
-                if learner.last_coefficients is not None:
-                    _update_averages(averages, learner.last_coefficients.detach(), who, names, config)
+                _update_averages(averages, learner.last_coefficients, who, names, config)
                 completed, states_at_completed = step + 1, random_states()
 
                 bar.update(1)
@@ -309,7 +308,7 @@ def learn(
         ) from None
     finally:
         bar.close()
-        injection.remove()
+        text.remove()
     if completed != start or not resume:
         save(completed, states_at_completed)
 
@@ -321,29 +320,40 @@ def learn(
                 name=name,
                 encoder_embeddings={},
                 face_descriptor=torch.from_numpy(faces[index].descriptor).float(),
-                metadata=_metadata(pipe, basis, config, photos[index], encoder.name, loss_value, learner.tokens,
-                                   table.shape[1]),
+                metadata=_metadata(pipe, bases, config, photos[index], encoder.name, loss_value, learner.tokens),
             )
             if isinstance(learner, CelebBasisLearner):
-                if config.coefficient_average == "ema" and name in averages:
-                    final = averages[name].to(device_)
-                else:
-                    final = learner.mapper(banks[index].features).mean(dim=0)
-                identity.encoder_coefficients["text_encoder"] = final.cpu()
-                identity.encoder_embeddings["text_encoder"] = learner.basis.embeddings(final).cpu()
+                views = learner.coefficients(banks[index].features)
+                for encoder_name, basis in bases.items():
+                    final = averages.get(f"{name}.{encoder_name}") if config.coefficient_average == "ema" else None
+                    final = views[encoder_name].mean(dim=0) if final is None else final.to(device_)
+                    identity.encoder_coefficients[encoder_name] = final.cpu()
+                    identity.encoder_embeddings[encoder_name] = basis.embeddings(final).cpu()
             else:
-                tokens = learner.generators[index]().cpu()  # (stages, 2, tokens, width)
-                identity.stage_keys["text_encoder"], identity.stage_values["text_encoder"] = tokens[:, 0], tokens[:, 1]
-                identity.encoder_embeddings["text_encoder"] = tokens[:, 1].mean(dim=0)
+                for encoder_name, tokens in learner.identity_tokens(index).items():  # (stages, 2, tokens, width)
+                    tokens = tokens.cpu()
+                    identity.stage_keys[encoder_name], identity.stage_values[encoder_name] = tokens[:, 0], tokens[:, 1]
+                    identity.encoder_embeddings[encoder_name] = tokens[:, 1].mean(dim=0)
                 identity.module = {key: value.cpu() for key, value in learner.generators[index].state_dict().items()}
             identity.save(library=library)
             identities.append(identity)
     return identities
 
 
-def _tokenize(tokenizer, prompts: list[str]) -> torch.Tensor:
-    return tokenizer(prompts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True,
-                     return_tensors="pt").input_ids
+def _condition(text: PromptEncoder, store: AttentionStore | None, ids: dict[str, torch.Tensor],
+               keys: dict[str, torch.Tensor], values: dict[str, torch.Tensor]) -> Conditioning:
+    """The UNet's conditioning with the key tokens; the value tokens' encoding goes to the processors.
+
+    With separate value tokens (SeFi-IDE) the pooled SDXL embedding is the value encoding's, as at
+    generation time.
+    """
+    condition = text(ids, keys)
+    if store is not None:
+        store.value_states = None
+        if values is not keys:
+            by_values = text(ids, values)
+            store.value_states, condition.added = by_values.hidden, by_values.added
+    return condition
 
 
 def _attention_loss(store: AttentionStore, tokens: str, facts: list[tuple[list[int], int]]) -> torch.Tensor:
@@ -359,36 +369,38 @@ def _attention_loss(store: AttentionStore, tokens: str, facts: list[tuple[list[i
     return torch.stack(losses).mean().float()
 
 
-def _teacher_prediction(unet, encode: Callable, store: AttentionStore | None, teacher: dict[str, Identity],
-                        names: list[str], who: torch.Tensor, ids: torch.Tensor, noisy: torch.Tensor,
+def _teacher_prediction(unet, text: PromptEncoder, store: AttentionStore | None, teacher: dict[str, Identity],
+                        names: list[str], who: torch.Tensor, ids: dict[str, torch.Tensor], noisy: torch.Tensor,
                         timesteps: torch.Tensor) -> torch.Tensor:
     """The frozen model's prediction with the teacher identities' tokens in place of the learned ones."""
     missing = [name for name in names if name not in teacher]
     if missing:
         raise UsageError(f"The teacher has no identity for {', '.join(missing)}", "Give one per identity")
-    pairs = [tokens_at(teacher[names[i]], timesteps[row : row + 1].cpu()) for row, i in enumerate(who.tolist())]
-    keys = torch.cat([key for key, _ in pairs]).to(noisy.device)
-    values = torch.cat([value for _, value in pairs]).to(noisy.device)
+    keys, values = {}, {}
+    for encoder in text.names:
+        pairs = [tokens_at(teacher[names[i]], timesteps[row : row + 1].cpu(), encoder)
+                 for row, i in enumerate(who.tolist())]
+        keys[encoder] = torch.cat([key for key, _ in pairs]).to(noisy.device)
+        values[encoder] = torch.cat([value for _, value in pairs]).to(noisy.device)
     with torch.no_grad():
-        key_text = encode(ids, keys)
         if store is not None:
-            store.value_states = encode(ids, values)
             saved, store.resolution = store.resolution, None  # the teacher's maps are not part of the loss
-        prediction = unet(noisy, timesteps, key_text).sample
+        condition = _condition(text, store, ids, keys, values)
+        prediction = unet(noisy, timesteps, condition.hidden, added_cond_kwargs=condition.added).sample
         if store is not None:
             store.resolution = saved
         return prediction
 
 
-def _update_averages(averages: dict[str, torch.Tensor], coefficients: torch.Tensor, who: torch.Tensor,
+def _update_averages(averages: dict[str, torch.Tensor], coefficients: dict[str, torch.Tensor], who: torch.Tensor,
                      names: list[str], config: LearnConfig) -> None:
-    """The paper's running average (momentum 0.99) of each identity's normalised coefficients."""
-    for row, index in enumerate(who.tolist()):
-        name = names[index]
-        current = coefficients[row].cpu()
-        previous = averages.get(name)
-        momentum = config.ema_momentum
-        averages[name] = current if previous is None else momentum * previous + (1 - momentum) * current
+    """The paper's running average (momentum 0.99) of each identity's normalised coefficients, per encoder."""
+    momentum = config.ema_momentum
+    for encoder, rows in coefficients.items():
+        for row, index in enumerate(who.tolist()):
+            key, current = f"{names[index]}.{encoder}", rows[row].detach().cpu()
+            previous = averages.get(key)
+            averages[key] = current if previous is None else momentum * previous + (1 - momentum) * current
 
 
 def _checkpoint_path(names: list[str], library: str | os.PathLike[str] | None) -> Path:
@@ -403,13 +415,14 @@ def _recipe(config: LearnConfig) -> dict:
     return recipe
 
 
-def _metadata(pipe: DiffusionPipeline, basis: CelebBasis | None, config: LearnConfig, photo: object, encoder: str,
-              loss: float, tokens: int, width: int) -> dict[str, object]:
+def _metadata(pipe: DiffusionPipeline, bases: dict[str, CelebBasis], config: LearnConfig, photo: object,
+              encoder: str, loss: float, tokens: int) -> dict[str, object]:
+    widths = [str(text_encoder.get_input_embeddings().weight.shape[1]) for _, _, text_encoder in text_encoders(pipe)]
     metadata: dict[str, object] = {
         "method": config.method,
         "base_model": describe_model(pipe),
         "family": model_family(pipe),
-        "width": str(width),
+        "width": "+".join(widths),
         "tokens": str(tokens),
         "training": asdict(config),
         "final_loss": f"{loss:.6f}",
@@ -417,8 +430,8 @@ def _metadata(pipe: DiffusionPipeline, basis: CelebBasis | None, config: LearnCo
         "photo": Path(str(photo)).name if isinstance(photo, (str, os.PathLike)) else "in-memory image",
         "anybody_version": __version__,
     }
-    if basis is not None:
-        metadata.update({"basis.text_encoder": basis.key, "basis_components": str(basis.rank)})
+    for encoder_name, basis in bases.items():
+        metadata.update({f"basis.{encoder_name}": basis.key, f"basis_components.{encoder_name}": str(basis.rank)})
     if config.method == "sefi":
         metadata["stages"] = str(config.stages)
     return metadata

@@ -78,14 +78,22 @@ def build_view_bank(face: FaceInput, encoder: FaceEncoder, vae: torch.nn.Module,
     generator = torch.Generator(device="cpu").manual_seed(seed)
     latents = []
     parameter = next(vae.parameters())
-    with torch.no_grad():
-        for start in range(0, count, chunk):
-            pixels = torch.stack([_to_tensor(image) for image in canvases[start : start + chunk]])
-            posterior = vae.encode(pixels.to(parameter)).latent_dist
-            noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
-            sample = posterior.mean + posterior.std * noise
-            shift = getattr(vae.config, "shift_factor", None) or 0.0
-            latents.append((sample - shift) * vae.config.scaling_factor)
+    # SDXL's VAE overflows in fp16 and says so with `force_upcast`; its pipeline encodes in fp32 too.
+    upcast = parameter.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    if upcast:
+        vae.to(torch.float32)
+    try:
+        with torch.no_grad():
+            for start in range(0, count, chunk):
+                pixels = torch.stack([_to_tensor(image) for image in canvases[start : start + chunk]])
+                posterior = vae.encode(pixels.to(next(vae.parameters()))).latent_dist
+                noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
+                sample = posterior.mean + posterior.std * noise
+                shift = getattr(vae.config, "shift_factor", None) or 0.0
+                latents.append(((sample - shift) * vae.config.scaling_factor).to(parameter.dtype))
+    finally:
+        if upcast:
+            vae.to(parameter.dtype)
     return ViewBank(features=features.to(parameter.device), latents=torch.cat(latents))
 
 

@@ -93,7 +93,8 @@ def model_family(pipe: DiffusionPipeline) -> Family:
     """SD 1.x, SD 2.x or SDXL, read from the loaded components rather than from names."""
     if getattr(pipe, "text_encoder_2", None) is not None:
         return "sdxl"
-    return "sd2" if pipe.text_encoder.config.hidden_size >= 1024 else "sd1"
+    text = pipe.text_encoder.config  # SD 2.x: OpenCLIP ViT-H (GELU, 1024 wide); SD 1.x: CLIP ViT-L (quick-GELU)
+    return "sd2" if text.hidden_act == "gelu" or text.hidden_size >= 1024 else "sd1"
 
 
 def _load(source: str, dtype: torch.dtype, config: str | os.PathLike[str] | None, seed: int) -> DiffusionPipeline:
@@ -118,9 +119,10 @@ def _from_folder(folder: Path, dtype: torch.dtype) -> DiffusionPipeline:
             "Pass the folder that holds model_index.json, a single .safetensors/.ckpt file, or a Hub id",
         )
     try:
-        json.loads(index.read_text())
-        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, safety_checker=None,
-                                                 requires_safety_checker=False)
+        components = json.loads(index.read_text())
+        # SD 1.x/2.x folders may name a safety checker (not loaded: anybody draws what the prompt asks).
+        extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in components else {}
+        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, **extra)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise ModelError(f"The diffusers folder {folder} could not be loaded ({_first_line(error)})",
                          "Check that every component folder is complete, or download the model again") from error

@@ -1,10 +1,17 @@
-"""The built-in `tiny` model: a small Stable Diffusion 1.x with random weights, built in code.
+"""The built-in tiny models: small Stable Diffusion 1.x, 2.x and SDXL pipelines with random weights.
 
-It has the real architecture classes (CLIP text encoder, UNet2DConditionModel, AutoencoderKL, the SD 1.x
-noise schedule) and the real CLIP tokenizer, so every code path is the one a real model takes; only the
-sizes are small and the weights random, which makes its pictures noise. It is deterministic from a seed
-and saved once as an ordinary diffusers folder under `ANYBODY_HOME/models/`, then loaded like any other
-local model.
+They have the real architecture classes (CLIP text encoders, UNet2DConditionModel, AutoencoderKL, each
+family's noise schedule) and the real CLIP tokenizer, so every code path is the one a real model takes;
+only the sizes are small and the weights random, which makes their pictures noise. The three differ the
+way the real families do:
+- `tiny` (SD 1.x): one CLIP text encoder (quick-GELU), padding with `<|endoftext|>`, epsilon prediction;
+- `tiny-sd2` (SD 2.x): one OpenCLIP-style encoder (GELU), padding with "!", linear projections in the
+  UNet's transformers, v-prediction;
+- `tiny-sdxl` (SDXL): two encoders of different widths, the second with a projection whose pooled output
+  feeds the UNet together with the size and crop "time ids".
+The widths differ between models (and from every real model) on purpose, so nothing can assume one.
+Each is deterministic from a seed and saved once as an ordinary diffusers folder under
+`ANYBODY_HOME/models/`, then loaded like any other local model.
 """
 
 from __future__ import annotations
@@ -14,48 +21,125 @@ import tempfile
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    DiffusionPipeline,
+    EulerDiscreteScheduler,
+    PNDMScheduler,
+    StableDiffusionPipeline,
+    StableDiffusionXLPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from anybody import settings
+from anybody.errors import UsageError
 from anybody.models.tokenizer import MAX_LENGTH, clip_tokenizer
 
-TINY_NAMES = ("tiny",)
-BUILD_VERSION = 1  # bump when the recipe below changes, so caches are rebuilt
-TEXT_WIDTH = 32
+TINY_NAMES = ("tiny", "tiny-sd2", "tiny-sdxl")
+BUILD_VERSION = 1  # bump when a recipe below changes, so caches are rebuilt
+# The noise schedule all three families were trained with (SD 2.x and SDXL kept SD 1.x's betas).
+_SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
+             "steps_offset": 1}
 
 
-def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
-    """Build the tiny SD 1.x pipeline in memory; the same seed gives the same weights."""
+def build_tiny_pipeline(name: str = "tiny", seed: int = 0) -> DiffusionPipeline:
+    """Build a tiny pipeline in memory; the same name and seed give the same weights."""
+    builders = {"tiny": _tiny_sd1, "tiny-sd2": _tiny_sd2, "tiny-sdxl": _tiny_sdxl}
+    if name not in builders:
+        raise UsageError(f"There is no built-in model called {name!r}", f"Use one of: {', '.join(TINY_NAMES)}")
     torch.manual_seed(seed)
+    return builders[name]()
+
+
+def _tiny_sd1() -> StableDiffusionPipeline:
     tokenizer = clip_tokenizer()
-    text_encoder = CLIPTextModel(
-        CLIPTextConfig(
-            vocab_size=len(tokenizer),
-            hidden_size=TEXT_WIDTH,
-            intermediate_size=4 * TEXT_WIDTH,
-            projection_dim=TEXT_WIDTH,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            max_position_embeddings=MAX_LENGTH,
-            hidden_act="quick_gelu",
-            bos_token_id=tokenizer.bos_token_id,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    )
+    width = 32
+    text_encoder = CLIPTextModel(_text_config(tokenizer, width, "quick_gelu"))
     unet = UNet2DConditionModel(
         sample_size=16,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=TEXT_WIDTH,
+        cross_attention_dim=width,
         attention_head_dim=8,
         norm_num_groups=8,
     )
-    _sharpen_cross_attention(unet)
-    vae = AutoencoderKL(
+    # What SD 1.x repositories ship; anybody switches to DDIM for generation.
+    scheduler = PNDMScheduler(**_SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False)
+    return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
+                                   unet=_sharpened(unet), scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def _tiny_sd2() -> StableDiffusionPipeline:
+    tokenizer = clip_tokenizer(pad_token="!")
+    width = 48
+    text_encoder = CLIPTextModel(_text_config(tokenizer, width, "gelu"))
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=width,
+        attention_head_dim=(4, 8, 8),
+        use_linear_projection=True,
+        norm_num_groups=8,
+    )
+    scheduler = DDIMScheduler(**_SCHEDULE, prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False)
+    return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
+                                   unet=_sharpened(unet), scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def _tiny_sdxl() -> StableDiffusionXLPipeline:
+    tokenizer, tokenizer_2 = clip_tokenizer(), clip_tokenizer(pad_token="!")
+    width, width_2, time_embedding = 32, 40, 8
+    text_encoder = CLIPTextModel(_text_config(tokenizer, width, "quick_gelu"))
+    text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer_2, width_2, "gelu"))
+    unet = UNet2DConditionModel(
+        sample_size=16,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=1,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
+        transformer_layers_per_block=(1, 1, 2),
+        cross_attention_dim=width + width_2,  # the two encoders' hidden states side by side
+        attention_head_dim=(4, 8, 8),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=time_embedding,
+        # Six size/crop numbers, each embedded, plus the second encoder's pooled projection.
+        projection_class_embeddings_input_dim=6 * time_embedding + width_2,
+        norm_num_groups=8,
+    )
+    scheduler = EulerDiscreteScheduler(**_SCHEDULE, timestep_spacing="leading")
+    return StableDiffusionXLPipeline(vae=_vae(), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
+                                     tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=_sharpened(unet),
+                                     scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
+
+
+def _text_config(tokenizer, width: int, activation: str) -> CLIPTextConfig:
+    return CLIPTextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=width,
+        intermediate_size=4 * width,
+        projection_dim=width,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        max_position_embeddings=MAX_LENGTH,
+        hidden_act=activation,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+
+
+def _vae() -> AutoencoderKL:
+    return AutoencoderKL(
         block_out_channels=(16, 32, 32, 32),
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,
@@ -64,28 +148,9 @@ def build_tiny_pipeline(seed: int = 0) -> StableDiffusionPipeline:
         norm_num_groups=8,
         sample_size=128,
     )
-    scheduler = PNDMScheduler(  # what SD 1.x repositories ship; anybody switches to DDIM for generation
-        beta_start=0.00085,
-        beta_end=0.012,
-        beta_schedule="scaled_linear",
-        num_train_timesteps=1000,
-        skip_prk_steps=True,
-        set_alpha_to_one=False,
-        steps_offset=1,
-    )
-    return StableDiffusionPipeline(
-        vae=vae,
-        text_encoder=text_encoder,
-        tokenizer=tokenizer,
-        unet=unet,
-        scheduler=scheduler,
-        safety_checker=None,
-        feature_extractor=None,
-        requires_safety_checker=False,
-    )
 
 
-def _sharpen_cross_attention(unet: UNet2DConditionModel, factor: float = 4.0) -> None:
+def _sharpened(unet: UNet2DConditionModel, factor: float = 4.0) -> UNet2DConditionModel:
     """Scale the random query and key weights of every cross-attention so that it attends selectively.
 
     With default initialisation the attention scores are near zero, every pixel attends to all 77 tokens
@@ -97,6 +162,7 @@ def _sharpen_cross_attention(unet: UNet2DConditionModel, factor: float = 4.0) ->
             if name.endswith("attn2"):
                 module.to_q.weight.mul_(factor)
                 module.to_k.weight.mul_(factor)
+    return unet
 
 
 def tiny_model_folder(name: str = "tiny", seed: int = 0) -> Path:
@@ -104,10 +170,11 @@ def tiny_model_folder(name: str = "tiny", seed: int = 0) -> Path:
     folder = settings.models_folder() / f"{name}-seed{seed}-v{BUILD_VERSION}"
     if (folder / "model_index.json").is_file():
         return folder
+    pipe = build_tiny_pipeline(name, seed)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        build_tiny_pipeline(seed).save_pretrained(staging, safe_serialization=True)
+        pipe.save_pretrained(staging, safe_serialization=True)
         try:
             staging.rename(folder)  # atomic: a half-built model is never seen under the final name
         except OSError:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import pickle
 import tempfile
 from pathlib import Path
@@ -14,6 +13,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, safe_open, save_file
 
 from anybody.errors import IdentityError, UsageError
+from anybody.generation import apply
 from anybody.identity import Identity, token_strings
 from anybody.identity.formats import FORMATS, export_file_name, export_identity, import_embedding
 from anybody.identity.tokens import install_tokens
@@ -182,17 +182,33 @@ def test_sdxl_exports_clip_l_and_clip_g_and_imports_both_encoders(tmp_path):
         export_identity(identity, "diffusers", tmp_path / "alice.safetensors")
 
 
-def test_the_sdxl_diffusers_folder_loads_once_per_encoder_in_diffusers(tiny_pipe, tmp_path):
-    identity = _sdxl_identity(widths=(WIDTH, WIDTH))
-    folder = _export(identity, "diffusers", tmp_path)
-    second_tokenizer, second_encoder = copy.deepcopy(tiny_pipe.tokenizer), copy.deepcopy(tiny_pipe.text_encoder)
-    tiny_pipe.load_textual_inversion(str(folder), subfolder="text_encoder", token="<alice>")
-    tiny_pipe.load_textual_inversion(str(folder), subfolder="text_encoder_2", token="<alice>",
-                                     tokenizer=second_tokenizer, text_encoder=second_encoder)
-    for tokenizer, encoder, key in ((tiny_pipe.tokenizer, tiny_pipe.text_encoder, "text_encoder"),
-                                    (second_tokenizer, second_encoder, "text_encoder_2")):
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_every_sdxl_export_loads_in_diffusers_with_one_call_per_encoder(tmp_path, fmt):
+    """On a real (tiny) SDXL pipeline: the rows equal the identity's, and the prompt encodes as anybody's."""
+    pipe = load_pipeline("tiny-sdxl", device="cpu")
+    widths = tuple(encoder.get_input_embeddings().weight.shape[1] for encoder in (pipe.text_encoder,
+                                                                                  pipe.text_encoder_2))
+    identity = _sdxl_identity(widths=widths)
+    path = _export(identity, fmt, tmp_path)
+    pairs = {"text_encoder": (pipe.tokenizer, pipe.text_encoder), "text_encoder_2": (pipe.tokenizer_2,
+                                                                                      pipe.text_encoder_2)}
+    for encoder_name, (tokenizer, encoder) in pairs.items():
+        if path.is_dir():  # diffusers: a folder with one learned_embeds file per encoder
+            pipe.load_textual_inversion(str(path), subfolder=encoder_name, token="<alice>", tokenizer=tokenizer,
+                                        text_encoder=encoder)
+        else:  # A1111, kohya, ComfyUI: {clip_l, clip_g}, one tensor per encoder (as diffusers' docs load them)
+            tensor = load_file(path)[{"text_encoder": "clip_l", "text_encoder_2": "clip_g"}[encoder_name]]
+            pipe.load_textual_inversion(tensor, token="<alice>", tokenizer=tokenizer, text_encoder=encoder)
         ids = tokenizer.convert_tokens_to_ids(token_strings("alice", 2))
-        assert torch.equal(encoder.get_input_embeddings().weight[ids], identity.encoder_embeddings[key])
+        assert torch.equal(encoder.get_input_embeddings().weight[ids], identity.encoder_embeddings[encoder_name])
+    ours = load_pipeline("tiny-sdxl", device="cpu")
+    apply(ours, identity)
+    with torch.no_grad():
+        loaded = pipe.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
+        installed = ours.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
+    for theirs, own in zip(loaded, installed):
+        if own is not None:
+            torch.testing.assert_close(theirs, own, atol=1e-6, rtol=0)
 
 
 class _Payload:

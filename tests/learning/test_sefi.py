@@ -12,9 +12,10 @@ from anybody.generation import apply, generate
 from anybody.identity import Identity
 from anybody.identity.formats import export_identity
 from anybody.identity.stages import stage_of
-from anybody.identity.tokens import TokenInjection
 from anybody.interfaces.cli import main
 from anybody.learning import LearnConfig, learn
+from anybody.learning.conditioning import PromptEncoder
+from anybody.models import load_pipeline
 
 
 def test_timesteps_fall_in_five_even_stages_at_every_boundary():
@@ -38,27 +39,41 @@ def test_sefi_learns_per_stage_key_and_value_tokens(sefi_identity, tiny_pipe, li
     assert loaded.module and loaded.metadata["training"]["attention_loss"] == 0.003
 
 
-def test_generation_switches_the_stage_tokens_at_every_step(sefi_identity, tiny_pipe):
-    apply(tiny_pipe, sefi_identity)
-    switch = tiny_pipe.anybody_stage_switch
-    prompt_embeds, negative = tiny_pipe.encode_prompt("a photo of <eileen>", "cpu", 1, True, "")
-    states = torch.cat([negative, prompt_embeds])
-    encoded = switch.recent[-1]
-    ids = tiny_pipe.tokenizer("a photo of <eileen>", padding="max_length", max_length=77, return_tensors="pt").input_ids
-    injection = TokenInjection(tiny_pipe.text_encoder, switch.ids[0])
-    switch._busy = True
-    for stage in (0, 3):
-        for tokens, made in ((sefi_identity.stage_keys, encoded.keys), (sefi_identity.stage_values, encoded.values)):
-            injection.values = tokens["text_encoder"][stage]
-            assert torch.allclose(tiny_pipe.text_encoder(ids)[0][0], made[stage], atol=1e-5)
-    injection.remove()
-    switch._busy = False
-    for timestep, stage in ((950, 4), (10, 0), (450, 2)):
-        switch._before_unet(tiny_pipe.unet, (), {"timestep": torch.tensor(timestep), "encoder_hidden_states": states})
-        assert torch.equal(switch.store.key_states[1], encoded.keys[stage])
-        assert torch.equal(switch.store.value_states[1], encoded.values[stage])
-        assert torch.equal(switch.store.key_states[0], negative[0])  # the negative prompt is left alone
-    switch.remove()
+@pytest.mark.parametrize("model", ["tiny", "tiny-sdxl"])
+def test_generation_feeds_the_unet_each_stages_tokens_as_learning_did(model, sample_photo, library):
+    config = LearnConfig.for_method("sefi", steps=2, views=2, checkpoint_every=2)
+    identity = learn(sample_photo, "eileen", load_pipeline(model, device="cpu"), config, library=library,
+                     progress=False)[0]
+    pipe = load_pipeline(model, device="cpu")
+    apply(pipe, identity)
+    seen: list[tuple[int, torch.Tensor, torch.Tensor, dict]] = []
+
+    def spy(module, args, kwargs):  # runs after the switch's own pre-hook, with what it handed on
+        store = pipe.anybody_stage_switch.store
+        timestep = kwargs.get("timestep", args[1] if len(args) > 1 else None)
+        states = kwargs.get("encoder_hidden_states", args[2] if len(args) > 2 else None)
+        added = kwargs.get("added_cond_kwargs") or {}
+        seen.append((int(timestep), store.key_states, store.value_states, states, added))
+
+    pipe.unet.register_forward_pre_hook(spy, with_kwargs=True)
+    pipe("a photo of <eileen>", num_inference_steps=4, guidance_scale=3.0, generator=torch.Generator().manual_seed(0))
+
+    text = PromptEncoder(pipe, [["<eileen>"]], identity.encoder_embeddings, resolution=128)
+    ids = text.tokenize(["a photo of <eileen>"])
+    stages_seen = set()
+    for timestep, keys, values, states, added in seen:
+        stage = int(stage_of(torch.tensor([timestep]), 5)[0])
+        stages_seen.add(stage)
+        by_keys = text(ids, {e: tokens[stage][None] for e, tokens in identity.stage_keys.items()})
+        by_values = text(ids, {e: tokens[stage][None] for e, tokens in identity.stage_values.items()})
+        assert torch.allclose(keys[1], by_keys.hidden[0], atol=1e-5)  # row 1: the prompt (row 0: negative)
+        assert torch.allclose(values[1], by_values.hidden[0], atol=1e-5)
+        assert torch.equal(keys[0], states[0]) and torch.equal(values[0], states[0])  # the negative is left alone
+        if by_values.added is not None:  # SDXL: the pooled embedding is the stage's value encoding's
+            assert torch.allclose(added["text_embeds"][1], by_values.added["text_embeds"][0], atol=1e-5)
+    assert len(stages_seen) >= 3
+    text.remove()
+    pipe.anybody_stage_switch.remove()
 
 
 def test_sefi_identities_draw_differently_from_their_mean_token(sefi_identity, tiny_pipe):

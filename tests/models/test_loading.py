@@ -7,8 +7,10 @@ from anybody.models.loading import pick_dtype
 from anybody.models.tiny import build_tiny_pipeline
 
 
-def test_tiny_model_is_deterministic_from_its_seed():
-    first, second, other = build_tiny_pipeline(0), build_tiny_pipeline(0), build_tiny_pipeline(1)
+@pytest.mark.parametrize("name", ["tiny", "tiny-sd2", "tiny-sdxl"])
+def test_each_tiny_model_is_deterministic_from_its_seed(name):
+    first, second, other = (build_tiny_pipeline(name, seed) for seed in (0, 0, 1))
+
     def table(pipe):
         return pipe.text_encoder.get_input_embeddings().weight
 

@@ -1,0 +1,104 @@
+"""SD 1.x, SD 2.x and SDXL (the tiny models of each): what the UNet is fed, and people learned and drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image, ImageOps
+
+from anybody.generation import apply, generate
+from anybody.identity import Identity, token_strings
+from anybody.learning import LearnConfig, learn
+from anybody.learning.conditioning import PromptEncoder
+from anybody.models import load_pipeline, model_family, text_encoders
+
+FAMILIES = {"tiny": "sd1", "tiny-sd2": "sd2", "tiny-sdxl": "sdxl"}
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_the_family_is_read_from_the_loaded_components(model):
+    assert model_family(load_pipeline(model, device="cpu")) == FAMILIES[model]
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_learning_feeds_the_unet_exactly_what_the_familys_pipeline_does(model):
+    """The prompt encoding used for learning equals the diffusers pipeline's own (SDXL: pooled too)."""
+    pipe = load_pipeline(model, device="cpu")
+    rows = {name: torch.randn(2, encoder.get_input_embeddings().weight.shape[1])
+            for name, _, encoder in text_encoders(pipe)}
+    text = PromptEncoder(pipe, [token_strings("alice", 2)], rows, resolution=128)
+    prompt = "a photo of <alice> <alice>_1 on a beach"
+    ours = text(text.tokenize([prompt]))
+    # diffusers expands "<alice>" to all of its tokens itself (its textual-inversion naming).
+    theirs = pipe.encode_prompt("a photo of <alice> on a beach", device="cpu", num_images_per_prompt=1,
+                                do_classifier_free_guidance=False)
+    assert torch.allclose(ours.hidden, theirs[0], atol=1e-6)
+    if FAMILIES[model] == "sdxl":
+        assert torch.allclose(ours.added["text_embeds"], theirs[2], atol=1e-6)
+        assert ours.added["time_ids"].tolist() == [[128.0, 128.0, 0.0, 0.0, 128.0, 128.0]]
+    else:
+        assert ours.added is None
+    # Tokens given per call replace the installed rows, per encoder at its own width.
+    other = {name: torch.randn(1, 2, value.shape[1]) for name, value in rows.items()}
+    assert not torch.allclose(text(text.tokenize([prompt]), other).hidden, ours.hidden)
+    text.remove()
+
+
+@pytest.fixture(scope="module")
+def three_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """Three different pictures of faces: the sample photo, its mirror image, and a warmer, tighter crop."""
+    sample = Image.open(Path(__file__).resolve().parents[2] / "anybody" / "data" / "sample_face.jpg").convert("RGB")
+    folder = tmp_path_factory.mktemp("photos")
+    width, height = sample.size
+    pictures = [sample, ImageOps.mirror(sample),
+                ImageOps.colorize(ImageOps.grayscale(sample), "#301000", "#ffe0c0").crop(
+                    (width // 16, height // 16, width - width // 16, height - height // 16))]
+    paths = []
+    for index, picture in enumerate(pictures):
+        paths.append(folder / f"person{index}.png")
+        picture.save(paths[-1])
+    return paths
+
+
+@pytest.mark.parametrize("model", FAMILIES)
+def test_two_people_learned_jointly_and_a_third_alone_are_drawn_together(model, three_photos, tmp_path):
+    pipe = load_pipeline(model, device="cpu")
+    config = LearnConfig(steps=4, views=4, checkpoint_every=4)
+    library = tmp_path / "library"
+    alice, bob = learn(three_photos[:2], ["alice", "bob"], pipe, config, library=library, progress=False)
+    (carol,) = learn(three_photos[2], "carol", pipe, config, library=library, progress=False)
+
+    widths = {name: encoder.get_input_embeddings().weight.shape[1] for name, _, encoder in text_encoders(pipe)}
+    for person in (alice, bob, carol):
+        loaded = Identity.load(person.name, library)
+        assert {name: value.shape for name, value in loaded.encoder_embeddings.items()} == {
+            name: (2, width) for name, width in widths.items()}
+        assert set(loaded.encoder_coefficients) == set(widths)  # each encoder its own basis and coefficients
+        assert all(f"basis.{name}" in loaded.metadata for name in widths)
+        assert loaded.metadata["family"] == FAMILIES[model]
+    for name in widths:  # different photos, different people
+        assert not torch.allclose(alice.encoder_embeddings[name], bob.encoder_embeddings[name])
+
+    prompt = "alice and bob shaking hands, carol taking the photo"
+    result = generate(prompt, ["alice", "bob", "carol"], pipe, num_images_per_prompt=1, num_inference_steps=2,
+                      library=library, out_dir=tmp_path / "out")
+    assert result.paths[0].is_file() and result.images[0].size == (128, 128)
+    for name, tokenizer, encoder in text_encoders(pipe):  # every encoder holds every person's own rows
+        table = encoder.get_input_embeddings().weight
+        for person in (alice, bob, carol):
+            ids = tokenizer.convert_tokens_to_ids(token_strings(person.name, 2))
+            assert torch.equal(table[ids], person.encoder_embeddings[name])
+    without_carol = generate(prompt.replace("carol", "someone"), [alice, bob], pipe, num_images_per_prompt=1,
+                             num_inference_steps=2)
+    assert not np.array_equal(np.asarray(result.images[0]), np.asarray(without_carol.images[0]))
+
+
+def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tmp_path):
+    (person,) = learn(three_photos[0], "dana", load_pipeline("tiny-sdxl", device="cpu"),
+                      LearnConfig(steps=1, views=2), library=tmp_path, progress=False)
+    sd2 = load_pipeline("tiny-sd2", device="cpu")
+    with pytest.raises(Exception, match=r"made for sdxl .*width 32.*needs width 48"):
+        apply(sd2, person)
