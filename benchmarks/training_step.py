@@ -34,10 +34,12 @@ def peak_memory_mb() -> float:
 
 
 def load(model: str):
-    if model == "sd15":
-        from benchmarks.architectures import random_sd15
+    """A pipeline: "sd15", "sd2" or "sdxl" (full-size random weights), or anything load_pipeline takes."""
+    if model in ("sd15", "sd2", "sdxl"):
+        from benchmarks import architectures
 
-        return random_sd15()
+        return {"sd15": architectures.random_sd15, "sd2": architectures.random_sd2,
+                "sdxl": architectures.random_sdxl}[model]()
     from anybody.models import load_pipeline
 
     return load_pipeline(model, device="cpu")
