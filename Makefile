@@ -27,6 +27,7 @@ test: $(BIN)/anybody
 benchmark: $(BIN)/anybody
 	$(BIN)/python benchmarks/training_step.py
 	$(BIN)/python benchmarks/method_costs.py
+	$(BIN)/python benchmarks/joint_learning.py
 
 clean:
 	rm -rf $(VENV) anybody-output

@@ -160,13 +160,13 @@ def learn(
     total_timesteps = noise_schedule.config.num_train_timesteps
 
     # The photos: one face each, its augmented views, their face features and latents.
-    encoder = get_face_encoder(config.face_encoder)
+    face_encoder = get_face_encoder(config.face_encoder)
     faces: list[FaceInput] = [
-        prepare_face(photo, face_index=config.face_index, detector=config.detector, encoder=encoder)
+        prepare_face(photo, face_index=config.face_index, detector=config.detector, encoder=face_encoder)
         for photo in photos
     ]
     banks: list[ViewBank] = [
-        build_view_bank(face, encoder, vae, resolution, config.views, seed=config.seed + index)
+        build_view_bank(face, face_encoder, vae, resolution, config.views, seed=config.seed + index)
         for index, face in enumerate(tqdm(faces, desc="Preparing views", disable=not progress or len(faces) < 2))
     ]
 
@@ -320,7 +320,7 @@ def learn(
                 name=name,
                 encoder_embeddings={},
                 face_descriptor=torch.from_numpy(faces[index].descriptor).float(),
-                metadata=_metadata(pipe, bases, config, photos[index], encoder.name, loss_value, learner.tokens),
+                metadata=_metadata(pipe, bases, config, photos[index], face_encoder.name, loss_value, learner.tokens),
             )
             if isinstance(learner, CelebBasisLearner):
                 views = learner.coefficients(banks[index].features)
@@ -416,7 +416,7 @@ def _recipe(config: LearnConfig) -> dict:
 
 
 def _metadata(pipe: DiffusionPipeline, bases: dict[str, CelebBasis], config: LearnConfig, photo: object,
-              encoder: str, loss: float, tokens: int) -> dict[str, object]:
+              face_encoder: str, loss: float, tokens: int) -> dict[str, object]:
     widths = [str(text_encoder.get_input_embeddings().weight.shape[1]) for _, _, text_encoder in text_encoders(pipe)]
     metadata: dict[str, object] = {
         "method": config.method,
@@ -426,7 +426,7 @@ def _metadata(pipe: DiffusionPipeline, bases: dict[str, CelebBasis], config: Lea
         "tokens": str(tokens),
         "training": asdict(config),
         "final_loss": f"{loss:.6f}",
-        "face_encoder": encoder,
+        "face_encoder": face_encoder,
         "photo": Path(str(photo)).name if isinstance(photo, (str, os.PathLike)) else "in-memory image",
         "anybody_version": __version__,
     }
