@@ -102,3 +102,32 @@ def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tm
     sd2 = load_pipeline("tiny-sd2", device="cpu")
     with pytest.raises(Exception, match=r"made for sdxl .*width 32.*needs width 48"):
         apply(sd2, person)
+
+
+def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(three_photos, tmp_path):
+    """`coefficient_average="ema"`: per person and text encoder, c ← 0.99·c + 0.01·(the MLP's output)."""
+    from anybody.basis import build_basis
+    from anybody.learning.train import _update_averages
+
+    averages: dict[str, torch.Tensor] = {}
+    config = LearnConfig(coefficient_average="ema")
+    first, second = torch.ones(2, 2, 3), torch.zeros(2, 2, 3)
+    _update_averages(averages, {"text_encoder": first, "text_encoder_2": first * 2}, torch.tensor([0, 1]),
+                     ["alice", "bob"], config)
+    _update_averages(averages, {"text_encoder": second, "text_encoder_2": second}, torch.tensor([1, 1]),
+                     ["alice", "bob"], config)
+    assert torch.equal(averages["alice.text_encoder"], torch.ones(2, 3))  # not drawn again: unchanged
+    assert torch.allclose(averages["bob.text_encoder"], torch.full((2, 3), 0.99**2))
+    assert torch.allclose(averages["bob.text_encoder_2"], torch.full((2, 3), 2 * 0.99**2))
+
+    pipe = load_pipeline("tiny-sdxl", device="cpu")
+    learned = {average: learn(three_photos[:2], ["alice", "bob"], pipe,
+                              LearnConfig(steps=3, views=2, coefficient_average=average),
+                              library=tmp_path / average, progress=False)
+               for average in ("ema", "views")}
+    for ema, views in zip(learned["ema"], learned["views"]):
+        for name, tokenizer, encoder in text_encoders(pipe):
+            coefficients = ema.encoder_coefficients[name]
+            assert not torch.allclose(coefficients, views.encoder_coefficients[name])
+            basis = build_basis(tokenizer, encoder.get_input_embeddings().weight)
+            assert torch.allclose(ema.encoder_embeddings[name], basis.embeddings(coefficients), atol=1e-6)
