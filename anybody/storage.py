@@ -29,8 +29,11 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     On any exception (a full disk included) the temporary file is removed and `path` is untouched.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:  # a full disk, a read-only folder or a file in the way can fail these two already
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise (_user_error(error, target) or error) from error
     try:
         with os.fdopen(handle, mode) as stream:
             yield stream
@@ -39,13 +42,38 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
         os.replace(temporary, target)
     except BaseException as error:
         Path(temporary).unlink(missing_ok=True)
-        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise AnybodyError(
-                f"The disk is full: {target} was not written (any previous version is intact)",
-                "Free some space and run the command again",
-            ) from error
+        user_error = _user_error(error, target) if isinstance(error, OSError) else None
+        if user_error is not None:
+            raise user_error from error
         raise
     _sync_folder(target.parent)
+
+
+def _user_error(error: OSError, target: Path) -> AnybodyError | None:
+    """The write failures a user fixes (space, permissions, a file where a folder should be), in one line."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return AnybodyError(f"The disk is full: {target} was not written (any previous version is intact)",
+                            "Free some space and run the command again")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return AnybodyError(f"{target} cannot be written here ({error.strerror}; any previous version is intact)",
+                            "Choose a folder you may write to (--out, --library or ANYBODY_HOME), or fix its "
+                            "permissions")
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        blocking = next((path for path in (target, *target.parents) if path.exists() and not path.is_dir()),
+                        error.filename)
+        what = f"{target} is a file" if blocking == target else f"{target} cannot be written: {blocking} is a file"
+        return AnybodyError(f"{what}, not a folder", "Choose another output path, or move that file away")
+    return None
+
+
+def make_folder(path: str | os.PathLike[str]) -> Path:
+    """Create an output folder before minutes of work go into what it will hold, with a write's one-line errors."""
+    folder = Path(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise (_user_error(error, folder) or error) from error
+    return folder
 
 
 def _sync_folder(folder: Path) -> None:

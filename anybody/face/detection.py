@@ -40,7 +40,9 @@ DETECTOR_WINDOW = 80
 
 DETECTORS = {"hog": 2560, "cnn": 800}
 """Each detector and the longest side its working copy may have (the CNN costs 4x the HOG per pixel and
-more: 2.9 s on a 512 x 512 image on 2 cores)."""
+more: 2.9 s on a 512 x 512 image on 2 cores). A panorama may be longer, within the pixels of a 4:3 photo
+of that side: the cost follows the pixel count, and a 12:1 strip scaled by its length would shrink its
+faces below what the detectors see."""
 
 _VERIFY_CONTEXT = 1.6  # the confirming crop spans this many face boxes
 _VERIFY_SIZE = 160  # ... and is resized to this side, so the face is about 100 px for the CNN
@@ -136,8 +138,10 @@ def choose_face(faces: list[Face], index: int | None = None) -> Face:
 def detection_scale(size: tuple[int, int], detector: str) -> float:
     """The factor the photo is resized by for `detector`: faces of SMALLEST_SEARCHED px become findable,
     unless that would pass the detector's size budget (then big photos are scaled down to it)."""
-    longest = max(size)
-    return min(DETECTOR_WINDOW / SMALLEST_SEARCHED, DETECTORS[detector] / longest)
+    side = DETECTORS[detector]
+    by_side = side / max(size)
+    by_pixels = (side * side * 3 / 4 / max(1, size[0] * size[1])) ** 0.5  # wider than 4:3: the same pixels
+    return min(DETECTOR_WINDOW / SMALLEST_SEARCHED, max(by_side, by_pixels))
 
 
 Box = tuple[float, float, float, float]

@@ -9,6 +9,7 @@ PNGs that say how they were made, and a contact sheet.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from anybody.generation.stages import StageSwitch
 from anybody.identity import Identity, rewrite_prompt, token_strings
 from anybody.identity.tokens import install_tokens
 from anybody.models import describe_model, load_pipeline, model_family, text_encoders
+from anybody.storage import make_folder
 
 log = logging.getLogger("anybody")
 
@@ -103,8 +105,10 @@ def generate(
     `model` defaults to the model the (first) identity was learned on. With `out_dir`, each image is saved
     as a PNG with its prompt, seed, model and identities in the text chunks, beside a `sheet.png`.
     """
-    _check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width)
+    _check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
+                     negative_prompt)
     loaded = _load_identities(identities, library)
+    folder = make_folder(out_dir) if out_dir is not None else None  # a bad --out fails now, not after drawing
     if model is None:
         model = loaded[0].base_model if loaded else None
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
@@ -131,8 +135,8 @@ def generate(
         generator=generator,
     ).images
     result = GenerationResult(images=images, seeds=seeds, prompt=prompt)
-    if out_dir is not None:
-        _save(result, Path(out_dir), negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
+    if folder is not None:
+        _save(result, folder, negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
               names, type(pipe.scheduler).__name__)
     return result
 
@@ -184,19 +188,33 @@ def _load_identities(identities: str | Identity | Sequence[str | Identity],
 
 
 def _check_arguments(prompt: str, count: int, steps: int, guidance: float, height: int | None,
-                     width: int | None) -> None:
+                     width: int | None, negative_prompt: str | None = None) -> None:
     if not isinstance(prompt, str) or not prompt.strip():
         raise UsageError("The prompt is empty", 'Describe the picture, e.g. "a photo of alice on a beach"')
+    _check_text(prompt, "prompt")
+    if negative_prompt is not None:
+        _check_text(negative_prompt, "negative prompt")
     if count < 1:
         raise UsageError(f"The number of images must be at least 1 (got {count})", "Pass -n 1 or more")
     if steps < 1:
         raise UsageError(f"The number of steps must be at least 1 (got {steps})", "Pass --steps 50, for example")
-    if not guidance >= 0:
-        raise UsageError(f"The guidance scale cannot be negative (got {guidance})", "Pass --guidance 7.5, for example")
+    if not (math.isfinite(guidance) and guidance >= 0):
+        raise UsageError(f"The guidance scale must be a finite number, 0 or more (got {guidance})",
+                         "Pass --guidance 7.5, for example")
     for label, value in (("height", height), ("width", width)):
         if value is not None and (value < 8 or value % 8):
             raise UsageError(f"The {label} must be a positive multiple of 8 (got {value})",
                              f"Pass --{label} {max(8, round((value or 0) / 8) * 8)}")
+
+
+def _check_text(value: str, label: str) -> None:
+    """Bytes that are not UTF-8 on a command line reach Python as lone surrogates (a Latin-1 terminal, say),
+    which the tokenizer would refuse with a TypeError deep inside the pipeline."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise UsageError(f"The {label} holds bytes that are not UTF-8 text ({ascii(value)[:60]})",
+                         "Type it again in a UTF-8 terminal (for example with LANG=C.UTF-8)") from error
 
 
 def _check_names_used(prompt: str, names: list[str]) -> None:
@@ -219,7 +237,6 @@ def _check_length(pipe: DiffusionPipeline, prompt: str, identities: list[Identit
 
 def _save(result: GenerationResult, folder: Path, negative_prompt: str | None, steps: int, guidance: float,
           model: str, names: list[str], scheduler: str) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
     for index, (image, image_seed) in enumerate(zip(result.images, result.seeds)):
         path = folder / f"{index:02d}-seed{image_seed}.png"
         text = png_text(result.prompt, negative_prompt, image_seed, steps, guidance, image.size, model, names,

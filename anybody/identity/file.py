@@ -34,6 +34,8 @@ FORMAT = "anybody-identity"
 FORMAT_VERSION = 1
 ENCODERS = ("text_encoder", "text_encoder_2")
 MAX_FILE_BYTES = 256 * 2**20
+FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
+"""The tensor types an identity file may hold (float8 types cannot even be checked for finiteness)."""
 
 
 @dataclass
@@ -147,7 +149,7 @@ def read_identity(path: Path) -> Identity:
         raise IdentityError(f"{path} is not an anybody identity file",
                             "To use a textual-inversion embedding, import it: anybody import FILE --name NAME")
     version = raw_metadata.get("format_version", "")
-    if not version.isdigit() or int(version) > FORMAT_VERSION:
+    if not (version.isascii() and version.isdigit()) or int(version) > FORMAT_VERSION:  # "²".isdigit() is True
         raise IdentityError(f"{path} has identity format version {version!r}; this anybody reads up to "
                             f"{FORMAT_VERSION}", "Upgrade anybody (pip install -U anybody)")
     _check_tensors(tensors, path)
@@ -155,7 +157,7 @@ def read_identity(path: Path) -> Identity:
     for key, value in raw_metadata.items():
         try:
             metadata[key] = json.loads(value) if value[:1] in "{[" else value
-        except json.JSONDecodeError as error:
+        except (ValueError, RecursionError) as error:  # bad JSON, or "[[[[..." nested past Python's stack
             raise IdentityError(f"{path} has damaged metadata ({key})", "Learn the identity again") from error
     name = validate_name(str(raw_metadata.get("name", "")))
     return Identity(
@@ -179,7 +181,7 @@ def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
         encoder, _, kind = key.partition(".")
         if encoder not in (*ENCODERS, "face", "module"):
             raise IdentityError(f"{path} holds an unexpected tensor {key!r}", "Learn the identity again")
-        if not value.is_floating_point() or not torch.isfinite(value).all():
+        if value.dtype not in FLOAT_DTYPES or not torch.isfinite(value).all():
             raise IdentityError(f"{path} holds non-finite or non-float values in {key}", "Learn the identity again")
         expected_dims = {"face": 1, "module": value.dim()}.get(encoder, 3 if kind.startswith("stage_") else 2)
         if value.dim() != expected_dims or value.numel() == 0:

@@ -33,9 +33,8 @@ def validate_name(name: str) -> str:
                             "Choose a shorter name")
     lowered = cleaned.lower()
     if not NAME_PATTERN.fullmatch(lowered):
-        shown = cleaned.encode("unicode_escape").decode("ascii")
-        raise IdentityError(
-            f"The identity name {shown!r} has characters a name cannot have",
+        raise IdentityError(  # repr shows control characters escaped once: 'ali\x1bce', not 'ali\\x1bce'
+            f"The identity name {cleaned!r} has characters a name cannot have",
             "Use letters, digits, '-' and '_' only, starting with a letter (for example alice or bob_2)",
         )
     if lowered in RESERVED_WORDS:

@@ -1,7 +1,8 @@
 """The `anybody` command: learn, generate, face, basis, demo.
 
 Every problem a user can cause is an `AnybodyError`, printed as one line ("error: what. fix.") with exit
-code 2; `--debug` shows the traceback too. Ctrl-C while learning saves a checkpoint and exits 130.
+code 2; so is a path the file system refuses (an `OSError` naming a file). `--debug` shows the traceback
+too. Ctrl-C while learning saves a checkpoint and exits 130.
 """
 
 from __future__ import annotations
@@ -148,8 +149,7 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
 def run_learn(args: argparse.Namespace) -> int:
     from anybody.basis import BasisOptions
     from anybody.face import load_photo
-    from anybody.identity import validate_name
-    from anybody.learning import LearnConfig, learn
+    from anybody.learning import LearnConfig, check_names, learn
     from anybody.models import load_pipeline
 
     given = {"steps": args.steps, "learning_rate": args.lr, "attention_loss": args.attention_loss}
@@ -162,7 +162,8 @@ def run_learn(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every, basis=BasisOptions(alignment=args.alignment),
     )
     config.check()
-    names = [validate_name(name) for name in args.name.split(",")]
+    names = check_names(args.photos, args.name.split(","), config, args.library, resume=args.resume,
+                        replace=args.replace)
     for photo in args.photos:  # fail on a bad photo before loading a model of several GB
         load_photo(photo)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, config=args.config)
@@ -398,6 +399,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 130
+    except OSError as error:  # the file system refused a path anybody did not check first: still one line
+        if args.debug or error.filename is None:
+            raise
+        print(f"error: {error.filename}: {error.strerror or error}. Check the path, its permissions and the free "
+              "space (--debug shows where it happened).", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

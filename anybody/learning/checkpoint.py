@@ -53,12 +53,15 @@ def load_checkpoint(path: Path) -> TrainingState:
     optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
     sections: dict[str, dict[str, torch.Tensor]] = {"learner": {}, "random": {}, "average": {}}
     for key, value in tensors.items():
-        section, rest = key.split(".", 1)
-        if section == "optimizer":
-            index, slot = rest.split(".", 1)
+        section, _, rest = key.partition(".")
+        if section == "optimizer" and rest.partition(".")[0].isdigit() and rest.partition(".")[2]:
+            index, _, slot = rest.partition(".")
             optimizer_state.setdefault(int(index), {})[slot] = value
-        else:
+        elif section in sections and rest:
             sections[section][rest] = value
+        else:
+            raise TrainingError(f"The checkpoint {path} holds a tensor anybody does not write ({key[:60]!r})",
+                                "Start again without --resume (the checkpoint is damaged or not anybody's)")
     return TrainingState(step=step, learner=sections["learner"],
                          optimizer={"state": optimizer_state, "param_groups": param_groups},
                          random_states=sections["random"], averages=sections["average"], recipe=recipe)

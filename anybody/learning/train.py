@@ -112,6 +112,27 @@ class Interrupted(TrainingError):
     """Learning was stopped by the user; the checkpoint on disk can be resumed."""
 
 
+def check_names(photos: Sequence[str | os.PathLike[str]], names: str | Sequence[str], config: LearnConfig,
+                library: str | os.PathLike[str] | None = None, *, resume: bool = False,
+                replace: bool = False) -> list[str]:
+    """The names `learn` will save under, checked before anything heavy is loaded: safe characters, one per
+    photo, not the class word of the learning prompts, and not taken in the library (unless replacing or
+    resuming the same identity)."""
+    names = [names] if isinstance(names, str) else list(names)
+    names = [validate_name(name) for name in names]
+    if len(photos) != len(names) or len(set(names)) != len(names):
+        raise UsageError(f"{len(photos)} photos and {len(names)} distinct names were given",
+                         "Give exactly one distinct name per photo, e.g. --name alice,bob")
+    if config.class_word.lower() in names:
+        raise IdentityError(f"The name {config.class_word.lower()!r} is the class word of the learning prompts",
+                            f"Choose another name, for example {config.class_word.lower()}_1")
+    taken = [name for name in names if identity_path(name, library).exists()]
+    if taken and not (replace or resume):  # resuming continues the same identity
+        raise IdentityError(f"The library already has an identity called {', '.join(taken)}",
+                            f"Choose another name (e.g. {taken[0]}_2), or pass --replace to learn it again")
+    return names
+
+
 def learn(
     photos: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     names: str | Sequence[str],
@@ -137,18 +158,7 @@ def learn(
     config = config or LearnConfig()
     config.check()
     photos = [photos] if isinstance(photos, (str, os.PathLike)) else list(photos)
-    names = [names] if isinstance(names, str) else list(names)
-    names = [validate_name(name) for name in names]
-    if len(photos) != len(names) or len(set(names)) != len(names):
-        raise UsageError(f"{len(photos)} photos and {len(names)} distinct names were given",
-                         "Give exactly one distinct name per photo, e.g. --name alice,bob")
-    if config.class_word.lower() in names:
-        raise IdentityError(f"The name {config.class_word.lower()!r} is the class word of the learning prompts",
-                            f"Choose another name, for example {config.class_word.lower()}_1")
-    taken = [name for name in names if identity_path(name, library).exists()]
-    if taken and not (replace or resume):  # resuming continues the same identity
-        raise IdentityError(f"The library already has an identity called {', '.join(taken)}",
-                            f"Choose another name (e.g. {taken[0]}_2), or pass --replace to learn it again")
+    names = check_names(photos, names, config, library, resume=resume, replace=replace)
 
     # The frozen model.
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -139,11 +141,30 @@ def _from_single_file(path: Path, dtype: torch.dtype, config: str | os.PathLike[
             safety_checker=None, requires_safety_checker=False,
         )
     except Exception as error:  # diffusers raises many kinds here: all mean the same to a user
+        refused = _refused_pickle(error)
+        if refused is not None:
+            raise ModelError(
+                f"The checkpoint {path} carries Python code or objects beyond plain tensors ({refused}), so it was "
+                "not loaded: loading it could run that code",
+                "Use a .safetensors version of the model, or convert this one only if you trust its source",
+            ) from error
         raise ModelError(
             f"The checkpoint {path} could not be loaded ({_first_line(error)})",
             "Check that the file is complete; offline, also pass --config with a local diffusers folder of "
             "the same architecture (from_single_file needs its layout)",
         ) from error
+
+
+def _refused_pickle(error: BaseException) -> str | None:
+    """What `torch.load(weights_only=True)` refused, if that is why diffusers could not read the file."""
+    refused, seen = None, error
+    while seen is not None:
+        if isinstance(seen, pickle.UnpicklingError):
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(seen))
+            if found or "weights only load failed" in str(seen).lower():
+                refused = f"it imports {found.group(1)}" if found else refused or "objects torch will not load safely"
+        seen = seen.__cause__ or seen.__context__
+    return refused
 
 
 def _looks_like_sdxl(path: Path) -> bool:

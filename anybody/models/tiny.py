@@ -57,16 +57,7 @@ def _tiny_sd1() -> StableDiffusionPipeline:
     tokenizer = clip_tokenizer()
     width = 32
     text_encoder = CLIPTextModel(_text_config(tokenizer, width, "quick_gelu"))
-    unet = UNet2DConditionModel(
-        sample_size=16,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=1,
-        down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
-        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=width,
-        attention_head_dim=8,
-        norm_num_groups=8,
-    )
+    unet = _sd_unet(width, attention_head_dim=8)
     # What SD 1.x repositories ship; anybody switches to DDIM for generation.
     scheduler = PNDMScheduler(**_SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False)
     return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
@@ -78,21 +69,25 @@ def _tiny_sd2() -> StableDiffusionPipeline:
     tokenizer = clip_tokenizer(pad_token="!")
     width = 48
     text_encoder = CLIPTextModel(_text_config(tokenizer, width, "gelu"))
-    unet = UNet2DConditionModel(
+    unet = _sd_unet(width, attention_head_dim=(4, 8, 8), use_linear_projection=True)  # as SD 2.x's UNet
+    scheduler = DDIMScheduler(**_SCHEDULE, prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False)
+    return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
+                                   unet=_sharpened(unet), scheduler=scheduler, safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+
+
+def _sd_unet(width: int, **architecture: object) -> UNet2DConditionModel:
+    """SD 1.x's and SD 2.x's UNet layout (cross-attention in the upper two levels), scaled down."""
+    return UNet2DConditionModel(
         sample_size=16,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
         up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"),
         cross_attention_dim=width,
-        attention_head_dim=(4, 8, 8),
-        use_linear_projection=True,
         norm_num_groups=8,
+        **architecture,
     )
-    scheduler = DDIMScheduler(**_SCHEDULE, prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False)
-    return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
-                                   unet=_sharpened(unet), scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
 
 
 def _tiny_sdxl() -> StableDiffusionXLPipeline:

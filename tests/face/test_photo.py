@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from PIL import Image
 
 from anybody.errors import PhotoError
 from anybody.face import MAX_PIXELS, find_faces, load_photo
+from tests.robustness.bad_files import png_header_only
 
 from .conftest import SAMPLE, centre
 
@@ -188,23 +188,12 @@ def test_a_truncated_jpeg(tmp_path):
         load_photo(path)
 
 
-def _png_header(width: int, height: int) -> bytes:
-    """A PNG that claims `width` x `height` RGB pixels but carries almost no data (an image bomb)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-            + chunk(b"IEND", b""))
-
-
 @pytest.mark.parametrize(("side", "said"), [(9000, r"is 9000 x 9000 pixels \(81 megapixels\), over"),
                                            (100_000, r"claims a size over")])  # Pillow's own limit
 def test_an_image_bomb_is_refused_from_its_header(tmp_path, side, said):
     assert side * side > MAX_PIXELS
     path = tmp_path / "bomb.png"
-    path.write_bytes(_png_header(side, side))
+    path.write_bytes(png_header_only(side, side))
     with pytest.raises(PhotoError, match=rf"{said} the limit of {MAX_PIXELS // 1_000_000} megapixels"):
         load_photo(path)
 

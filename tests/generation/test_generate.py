@@ -70,7 +70,8 @@ def test_apply_makes_a_plain_diffusers_prompt_use_the_identity_rows(tiny_pipe):
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [({"num_inference_steps": 0}, "steps"), ({"height": 100}, "multiple of 8"), ({"width": 0}, "multiple of 8"),
-     ({"guidance_scale": -1.0}, "negative"), ({"num_images_per_prompt": 0}, "at least 1")],
+     ({"guidance_scale": -1.0}, "finite number, 0 or more"), ({"guidance_scale": float("inf")}, "finite number"),
+     ({"num_images_per_prompt": 0}, "at least 1")],
 )
 def test_bad_generation_settings_say_what_to_pass(tiny_pipe, kwargs, message):
     with pytest.raises(UsageError, match=message):

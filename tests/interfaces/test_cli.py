@@ -54,9 +54,15 @@ def test_errors_are_one_line_without_a_traceback(tmp_path):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_bad_names_fail_before_loading_anything(sample_photo, capsys):
-    assert main(["learn", str(sample_photo), "--name", "../evil", "--model", "tiny"]) == 2
-    assert "characters a name cannot have" in capsys.readouterr().err
+def test_bad_and_taken_names_fail_before_loading_anything(sample_photo, tmp_path, capsys):
+    """A model that does not exist would be the error if the model were loaded first: the name's is shown."""
+    library = tmp_path / "library"
+    _saved_identity(library, "alice")
+    learn = ["learn", str(sample_photo), "--model", str(tmp_path / "no-model"), "--library", str(library), "--name"]
+    for name, error in (("../evil", "characters a name cannot have"), ("Alice", "already has an identity called alice"),
+                        ("photo", "a word anybody's own prompts use"), ("bob,bob", "distinct names")):
+        assert main([*learn, name]) == 2
+        assert error in capsys.readouterr().err
 
 
 def _saved_identity(library, name="alice", width=32):

@@ -1,0 +1,1 @@
+"""Bad input, faults and untrusted files (issue 5): the README table, SIGKILL trials, full disks, fuzzing."""
