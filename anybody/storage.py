@@ -1,4 +1,5 @@
-"""Every file anybody writes goes through `atomic_write`: temporary file, fsync, rename.
+"""Every file anybody writes goes through `atomic_write`: temporary file, fsync, rename (`atomic_folder`
+does the same for a folder another library writes, such as a built-in model).
 
 A crash, a kill or a full disk at any moment leaves either the previous file or the new one, never a
 half-written file: identity files, checkpoints, basis caches, images and reports alike.
@@ -10,6 +11,7 @@ import errno
 import io
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +49,34 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
             raise user_error from error
         raise
     _sync_folder(target.parent)
+
+
+@contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """A whole folder written by another library (diffusers' `save_pretrained`): filled in a hidden staging
+    folder beside `path`, every file synced, then renamed into place in one step, so a half-written folder
+    is never seen under its name. If another process put `path` there meanwhile, theirs is kept."""
+    target = Path(path)
+    make_folder(target.parent)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield staging
+        try:  # the data on disk before the name: a delayed-allocation full disk shows up here
+            for file in (entry for entry in staging.rglob("*") if entry.is_file()):
+                with open(file, "rb") as stream:
+                    os.fsync(stream.fileno())
+        except OSError as error:
+            raise (_user_error(error, target) or error) from error
+        for folder in (staging, *(entry for entry in staging.rglob("*") if entry.is_dir())):
+            _sync_folder(folder)
+        try:
+            staging.rename(target)
+        except OSError as error:
+            if not target.is_dir():
+                raise (_user_error(error, target) or error) from error
+        _sync_folder(target.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _user_error(error: OSError, target: Path) -> AnybodyError | None:

@@ -16,8 +16,6 @@ Each is deterministic from a seed and saved once as an ordinary diffusers folder
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -36,6 +34,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 from anybody import settings
 from anybody.errors import UsageError
 from anybody.models.tokenizer import MAX_LENGTH, clip_tokenizer
+from anybody.storage import atomic_folder
 
 TINY_NAMES = ("tiny", "tiny-sd2", "tiny-sdxl")
 BUILD_VERSION = 1  # bump when a recipe below changes, so caches are rebuilt
@@ -166,15 +165,6 @@ def tiny_model_folder(name: str = "tiny", seed: int = 0) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     pipe = build_tiny_pipeline(name, seed)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
+    with atomic_folder(folder) as staging:
         pipe.save_pretrained(staging, safe_serialization=True)
-        try:
-            staging.rename(folder)  # atomic: a half-built model is never seen under the final name
-        except OSError:
-            if not (folder / "model_index.json").is_file():  # not built meanwhile by another process
-                raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return folder
