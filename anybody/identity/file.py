@@ -10,12 +10,15 @@ Tensors, per text encoder `E` ("text_encoder", and "text_encoder_2" for SDXL):
 - `face.descriptor` (dim,): the face-recognition features of the photo;
 - `module.*`: the weights of the module that made the tokens (SeFi-IDE), to continue learning.
 Metadata (strings): format and version, name, method, base model and family, each encoder's basis hash,
-the training settings (JSON), anybody's version and the date. Safetensors cannot carry code, and every
-field is checked before use (`IdentityError` otherwise).
+the training settings (JSON), anybody's version, the date, and `sha256`: a checksum of every tensor and
+every other metadata field. Safetensors cannot carry code, and every field is checked before use
+(`IdentityError` otherwise). The checksum catches damage (a flipped bit, a bad copy, an edited field); it is
+not a signature, since anyone can compute one, which is why the fields are checked as well.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -31,7 +34,8 @@ from anybody.identity.tokens import validate_name
 from anybody.storage import write_safetensors
 
 FORMAT = "anybody-identity"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 added the `sha256` checksum; version 1 files (anybody 0.1.0 before it) are read without one."""
 ENCODERS = ("text_encoder", "text_encoder_2")
 MAX_FILE_BYTES = 256 * 2**20
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
@@ -126,6 +130,7 @@ class Identity:
         metadata = {key: value if isinstance(value, str) else json.dumps(value) for key, value in self.metadata.items()}
         metadata.update({"format": FORMAT, "format_version": str(FORMAT_VERSION), "name": self.name})
         metadata.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        metadata["sha256"] = content_checksum(tensors, metadata)
         write_safetensors(target, tensors, metadata)
         self.path = target
         return target
@@ -153,6 +158,9 @@ def read_identity(path: Path) -> Identity:
         raise IdentityError(f"{path} has identity format version {version!r}; this anybody reads up to "
                             f"{FORMAT_VERSION}", "Upgrade anybody (pip install -U anybody)")
     _check_tensors(tensors, path)
+    if int(version) >= 2 and raw_metadata.get("sha256") != content_checksum(tensors, raw_metadata):
+        raise IdentityError(f"{path} is damaged: its contents do not match its checksum",
+                            "Restore it from a copy, or learn the identity again")
     metadata: dict[str, object] = {}
     for key, value in raw_metadata.items():
         try:
@@ -171,6 +179,18 @@ def read_identity(path: Path) -> Identity:
         stage_values={e: tensors[f"{e}.stage_values"] for e in ENCODERS if f"{e}.stage_values" in tensors},
         module={key.removeprefix("module."): value for key, value in tensors.items() if key.startswith("module.")},
     )
+
+
+def content_checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """SHA-256 over every tensor (name, type, shape, bytes) and every metadata field but the checksum itself."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        value = tensors[key].detach().to("cpu").contiguous()
+        digest.update(json.dumps([key, str(value.dtype), list(value.shape)]).encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    fields = {key: value for key, value in metadata.items() if key != "sha256"}
+    digest.update(json.dumps(fields, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -61,6 +61,32 @@ def test_non_finite_values_are_refused_on_save_and_on_load(tmp_path, bad):
         Identity.load(tmp_path / "y.safetensors")
 
 
+def test_a_changed_value_or_field_breaks_the_checksum(tmp_path):
+    path = _identity().save(tmp_path / "alice.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        tensors, metadata = {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata()  # noqa: SIM118
+    assert metadata["format_version"] == "2" and len(metadata["sha256"]) == 64
+    edits = {"value": ({**tensors, "face.descriptor": tensors["face.descriptor"] * 1.001}, metadata),
+             "field": (tensors, {**metadata, "base_model": "runwayml/stable-diffusion-v1-5"}),
+             "no checksum": (tensors, {key: value for key, value in metadata.items() if key != "sha256"})}
+    for changed_tensors, changed_metadata in edits.values():
+        save_file(changed_tensors, tmp_path / "edited.safetensors", changed_metadata)
+        with pytest.raises(IdentityError, match="is damaged: its contents do not match its checksum"):
+            Identity.load(tmp_path / "edited.safetensors")
+
+
+def test_a_version_1_file_without_a_checksum_still_reads(tmp_path):
+    metadata = {"format": "anybody-identity", "format_version": "1", "name": "alice", "method": "celeb-basis"}
+    embeddings = torch.randn(2, 32)
+    save_file({"text_encoder.embeddings": embeddings}, tmp_path / "old.safetensors", metadata)
+    loaded = Identity.load(tmp_path / "old.safetensors")
+    assert torch.equal(loaded.embeddings, embeddings)
+    resaved = Identity.load(loaded.save(tmp_path / "resaved.safetensors"))
+    assert resaved.metadata["format_version"] == "2" and torch.equal(resaved.embeddings, embeddings)
+
+
 def test_a_newer_format_version_asks_for_an_upgrade(tmp_path):
     metadata = {"format": "anybody-identity", "format_version": "99", "name": "alice"}
     save_file({"text_encoder.embeddings": torch.randn(2, 4)}, tmp_path / "new.safetensors", metadata)

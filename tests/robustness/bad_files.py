@@ -104,6 +104,10 @@ def make_identity_files(folder: Path) -> None:
     future = identity("future")
     future.save(folder / "future.safetensors")
     _rewrite_metadata(folder / "future.safetensors", {"format_version": "99"})
+    identity("alice").save(folder / "damaged.safetensors")
+    tensors, metadata = _read(folder / "damaged.safetensors")
+    tensors["text_encoder.embeddings"][0, 0] += 1.0
+    save_file(tensors, str(folder / "damaged.safetensors"), metadata)
     nan = identity("nan")
     nan.save(folder / "nan.safetensors")
     tensors, metadata = _read(folder / "nan.safetensors")

@@ -100,6 +100,8 @@ CASES: dict[str, list[str]] = {
     "a truncated identity file (`truncated.safetensors`)": ["generate", "a photo of alice", "--identity",
                                                             "truncated.safetensors"],
     "an unknown format version (`future.safetensors`, version 99)": ["identities", "show", "future.safetensors"],
+    "a damaged identity file (`damaged.safetensors`: one value changed, its checksum not)": [
+        "generate", "a photo of alice", "--identity", "damaged.safetensors"],
     "NaN or infinite values in an identity (`nan.safetensors`)": ["generate", "a photo of nan", "--identity",
                                                                   "nan.safetensors"],
     "a truncated embedding (`import truncated-embedding.safetensors`)": ["import", "truncated-embedding.safetensors",

@@ -23,6 +23,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from anybody.errors import AnybodyError, IdentityError, UsageError
 from anybody.identity import Identity, identity_path, read_identity, rewrite_prompt, token_strings, validate_name
+from anybody.identity.file import content_checksum
 from anybody.identity.tokens import NAME_PATTERN, RESERVED_WORDS, install_tokens
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -170,9 +171,9 @@ def _valid_parts(tokens: int = 2, width: int = 8) -> tuple[dict[str, torch.Tenso
     tensors = {"text_encoder.embeddings": torch.randn(tokens, width, generator=generator),
                "text_encoder.coefficients": torch.randn(tokens, 4, generator=generator),
                "face.descriptor": torch.randn(16, generator=generator)}
-    metadata = {"format": "anybody-identity", "format_version": "1", "name": "alice", "method": "celeb-basis",
+    metadata = {"format": "anybody-identity", "format_version": "2", "name": "alice", "method": "celeb-basis",
                 "base_model": "tiny", "family": "sd1", "training": json.dumps({"steps": 800})}
-    return tensors, metadata
+    return tensors, {**metadata, "sha256": content_checksum(tensors, metadata)}
 
 
 VALID = safetensors_bytes(*_valid_parts())
@@ -222,15 +223,16 @@ def tensors(draw) -> torch.Tensor:
 
 
 @FUZZ
-@example(changed={}, removed=[], metadata={"format_version": "²"}, dropped=[])  # found: int("²") raised ValueError
-@example(changed={}, removed=[], metadata={"training": "[" * 5000}, dropped=[])  # found: RecursionError
+@example(changed={}, removed=[], metadata={"format_version": "²"}, dropped=[], resealed=False)  # int("²") raised
+@example(changed={}, removed=[], metadata={"training": "[" * 5000}, dropped=[], resealed=True)  # RecursionError
 @example(changed={"text_encoder.embeddings": torch.zeros(2, 8).to(torch.float8_e4m3fn)}, removed=[], metadata={},
-         dropped=[])  # found: torch.isfinite raised NotImplementedError
+         dropped=[], resealed=False)  # found: torch.isfinite raised NotImplementedError
 @given(changed=st.dictionaries(st.sampled_from(KEYS), tensors(), max_size=4),
        removed=st.lists(st.sampled_from(KEYS), max_size=2),
        metadata=st.dictionaries(st.sampled_from(METADATA_KEYS) | st.text(max_size=8), metadata_values, max_size=4),
-       dropped=st.lists(st.sampled_from(METADATA_KEYS), max_size=2))
-def test_valid_files_with_mutated_tensors_and_metadata(changed, removed, metadata, dropped):
+       dropped=st.lists(st.sampled_from(METADATA_KEYS), max_size=2), resealed=st.booleans())
+def test_valid_files_with_mutated_tensors_and_metadata(changed, removed, metadata, dropped, resealed):
+    """Mutations with the old checksum (damage), or a new one matching them (a crafted file)."""
     parts, base = _valid_parts()
     parts.update(changed)
     for key in removed:
@@ -238,6 +240,8 @@ def test_valid_files_with_mutated_tensors_and_metadata(changed, removed, metadat
     base.update(metadata)
     for key in dropped:
         base.pop(key, None)
+    if resealed:
+        base["sha256"] = content_checksum(parts, base)
     try:
         data = safetensors_bytes({key: value.contiguous() for key, value in parts.items()}, metadata=base)
     except Exception:  # safetensors itself refuses to write it: nothing to read
