@@ -67,16 +67,22 @@ def apply(pipe: DiffusionPipeline, identities: Identity | Sequence[Identity]) ->
 
 
 def check_fits(identity: Identity, pipe: DiffusionPipeline) -> None:
-    """An IdentityError when the identity was made for another family or text-encoder width."""
-    for encoder_name, _, encoder in text_encoders(pipe):
-        width = encoder.get_input_embeddings().weight.shape[1]
+    """An IdentityError when the identity was made for another family or text-encoder width.
+
+    Every encoder counts, both ways: an SDXL identity on SD 1.x would find a first encoder of the right
+    width (both are CLIP ViT-L) but was learned for another UNet and carries tokens SD 1.x has no place for.
+    """
+    widths = {name: encoder.get_input_embeddings().weight.shape[1] for name, _, encoder in text_encoders(pipe)}
+    for encoder_name in sorted(widths.keys() | identity.encoder_embeddings.keys()):
+        width = widths.get(encoder_name)
         embeddings = identity.encoder_embeddings.get(encoder_name)
-        if embeddings is None or embeddings.shape[1] != width:
+        if embeddings is None or width is None or embeddings.shape[1] != width:
             made_for = identity.metadata.get("family", "another model")
             have = "none" if embeddings is None else str(embeddings.shape[1])
+            needs = f"needs width {width}" if width is not None else f"has no {encoder_name}"
             raise IdentityError(
                 f"The identity {identity.name!r} was made for {made_for} ({encoder_name} width {have}); this "
-                f"{model_family(pipe)} model needs width {width}",
+                f"{model_family(pipe)} model {needs}",
                 f"Generate with the model it was learned on ({identity.base_model}), or learn it again on this one",
             )
 

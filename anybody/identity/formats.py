@@ -189,9 +189,10 @@ def import_embedding(path: str | os.PathLike[str], name: str,
     as one token. `.pt`/`.bin` are read with `weights_only=True` only: a file that would need to create
     Python objects (and so could run code) is refused, never unpickled.
 
-    `model_width`, when given, is the width of the model's first text encoder, or a dict per encoder
-    ({"text_encoder": 768, "text_encoder_2": 1280} for SDXL); a mismatch is an IdentityError naming both
-    widths, found here rather than as a shape error at generation time.
+    `model_width`, when given, is the width of the model's first text encoder, or a dict of all its
+    encoders ({"text_encoder": 768, "text_encoder_2": 1280} for SDXL); a mismatch is an IdentityError
+    naming both widths, found here rather than as a shape error at generation time. With a dict, an SDXL
+    embedding for a one-encoder model is refused too (its clip_l would fit SD 1.x by width alone).
     """
     identity_name = validate_name(name)
     source = Path(path).expanduser()
@@ -278,7 +279,7 @@ def _require_suffix(target: Path, suffix: str, what: str) -> None:
     """The tools choose their reader by suffix: a safetensors file named `.pt` would not load there."""
     allowed = PICKLE_SUFFIXES if suffix == ".pt" else (suffix,)
     if target.suffix.lower() not in allowed:
-        raise UsageError(f"A {what} embedding is a {' or '.join(allowed)} file, not {target.name}",
+        raise UsageError(f"The {what} embedding is written as a {' or '.join(allowed)} file, not {target.name}",
                          f"Name the output like {target.stem or 'alice'}{suffix}")
 
 
@@ -478,6 +479,9 @@ def _check_widths(encoders: dict[str, torch.Tensor], model_width: int | dict[str
     if model_width is None:
         return
     expected = {"text_encoder": model_width} if isinstance(model_width, int) else dict(model_width)
+    if not isinstance(model_width, int) and encoders.keys() - expected.keys():
+        raise IdentityError(f"{path} is an SDXL embedding (clip_l and clip_g), but this model has one text encoder",
+                            "Import it for an SDXL model, or import an embedding made for this model's family")
     for encoder, width in expected.items():
         have = encoders.get(encoder)
         if have is None:

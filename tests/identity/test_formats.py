@@ -307,6 +307,13 @@ def test_a_wrong_width_names_both_widths(tmp_path):
         import_embedding(path, "alice", model_width={"text_encoder": 768, "text_encoder_2": 1280})
 
 
+def test_an_sdxl_embedding_is_refused_for_a_one_encoder_model_whose_width_matches_its_clip_l(tmp_path):
+    path = _export(_sdxl_identity(), "comfyui", tmp_path)
+    with pytest.raises(IdentityError, match=r"an SDXL embedding .*this model has one text encoder"):
+        import_embedding(path, "alice", model_width={"text_encoder": 768})
+    assert import_embedding(path, "alice", model_width=768).embeddings.shape == (2, 768)  # first width only
+
+
 def test_other_tools_shapes_are_understood(tmp_path):
     vector = torch.randn(WIDTH)
     cases = {
@@ -385,3 +392,11 @@ def test_damaged_real_files_give_an_identity_or_an_identity_error(fmt, edits, cu
     data = data[: len(data) - cut % 16]
     suffix = ".pt" if fmt == "a1111" else ".safetensors"
     _import_outcome(bytes(data), suffix)
+
+
+def test_an_export_named_for_another_reader_is_refused_and_nothing_is_written(tmp_path):
+    with pytest.raises(UsageError, match=r"The a1111 embedding is written as a \.pt or \.bin file, not alice\.txt"):
+        export_identity(_identity(), "a1111", tmp_path / "alice.txt")
+    with pytest.raises(UsageError, match=r"The a1111 \(SDXL\) embedding is written as a \.safetensors file, not a\.pt"):
+        export_identity(_sdxl_identity(), "a1111", tmp_path / "a.pt")
+    assert list(tmp_path.iterdir()) == []

@@ -65,25 +65,31 @@ def test_bad_and_taken_names_fail_before_loading_anything(sample_photo, tmp_path
         assert error in capsys.readouterr().err
 
 
-def _saved_identity(library, name="alice", width=32):
+def _saved_identity(library, name="alice", width=32, second_width=None):
     import torch
 
     from anybody.identity import Identity
 
-    return Identity(name=name, encoder_embeddings={"text_encoder": torch.randn(2, width)},
-                    metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"}).save(library=library)
+    embeddings = {"text_encoder": torch.randn(2, width)}
+    if second_width:
+        embeddings["text_encoder_2"] = torch.randn(2, second_width)
+    family = "sdxl" if second_width else "sd1"
+    return Identity(name=name, encoder_embeddings=embeddings,
+                    metadata={"method": "celeb-basis", "base_model": "tiny", "family": family}).save(library=library)
 
 
 def test_identities_lists_shows_and_flags_what_does_not_fit(tmp_path, capsys):
     library = tmp_path / "library"
     _saved_identity(library, "alice")
     _saved_identity(library, "bob", width=768)
+    _saved_identity(library, "carol", width=32, second_width=40)  # SDXL-shaped: its first width matches tiny's
     assert main(["identities", "--library", str(library), "--model", "tiny"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[:4] == ["name", "method", "base", "model"]
-    alice, bob = (next(line for line in lines if line.startswith(name)) for name in ("alice", "bob"))
+    alice, bob, carol = (next(line for line in lines if line.startswith(name)) for name in ("alice", "bob", "carol"))
     assert "celeb-basis" in alice and "tiny" in alice and "!" not in alice
     assert "768" in bob and "does not fit tiny" in bob
+    assert "32+40" in carol and "does not fit tiny" in carol
     assert main(["identities", "show", "alice", "--library", str(library)]) == 0
     shown = capsys.readouterr().out
     assert "embeddings (2, 32)" in shown and "method: celeb-basis" in shown

@@ -102,6 +102,10 @@ def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tm
     sd2 = load_pipeline("tiny-sd2", device="cpu")
     with pytest.raises(Exception, match=r"made for sdxl .*width 32.*needs width 48"):
         apply(sd2, person)
+    sd1 = load_pipeline("tiny", device="cpu")  # the first encoder's width matches; the second has no place
+    with pytest.raises(Exception, match=r"made for sdxl \(text_encoder_2 width 40\); this sd1 model has no "
+                                        r"text_encoder_2"):
+        apply(sd1, person)
 
 
 def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(three_photos, tmp_path):
