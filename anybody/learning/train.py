@@ -118,11 +118,18 @@ def check_names(photos: Sequence[str | os.PathLike[str]], names: str | Sequence[
     """The names `learn` will save under, checked before anything heavy is loaded: safe characters, one per
     photo, not the class word of the learning prompts, and not taken in the library (unless replacing or
     resuming the same identity)."""
-    names = [names] if isinstance(names, str) else list(names)
-    names = [validate_name(name) for name in names]
-    if len(photos) != len(names) or len(set(names)) != len(names):
-        raise UsageError(f"{len(photos)} photos and {len(names)} distinct names were given",
-                         "Give exactly one distinct name per photo, e.g. --name alice,bob")
+    given = [names] if isinstance(names, str) else list(names)
+    names = [validate_name(name) for name in given]
+    if len(photos) != len(names):
+        raise UsageError(f"{_count(len(photos), 'photo')} and {_count(len(names), 'name')} were given",
+                         "Give exactly one name per photo, e.g. --name alice,bob")
+    seen: dict[str, str] = {}
+    for original, name in zip(given, names):
+        if name in seen:
+            spelled = "" if seen[name] == original else f" ({seen[name]} and {original}: names are kept in lower case)"
+            raise UsageError(f"The name {name} is given twice{spelled}",
+                             "Give each photo its own name, e.g. --name alice,bob")
+        seen[name] = original
     if config.class_word.lower() in names:
         raise IdentityError(f"The name {config.class_word.lower()!r} is the class word of the learning prompts",
                             f"Choose another name, for example {config.class_word.lower()}_1")
@@ -131,6 +138,10 @@ def check_names(photos: Sequence[str | os.PathLike[str]], names: str | Sequence[
         raise IdentityError(f"The library already has an identity called {', '.join(taken)}",
                             f"Choose another name (e.g. {taken[0]}_2), or pass --replace to learn it again")
     return names
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def learn(

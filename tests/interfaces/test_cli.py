@@ -60,7 +60,7 @@ def test_bad_and_taken_names_fail_before_loading_anything(sample_photo, tmp_path
     _saved_identity(library, "alice")
     learn = ["learn", str(sample_photo), "--model", str(tmp_path / "no-model"), "--library", str(library), "--name"]
     for name, error in (("../evil", "characters a name cannot have"), ("Alice", "already has an identity called alice"),
-                        ("photo", "a word anybody's own prompts use"), ("bob,bob", "distinct names")):
+                        ("photo", "a word anybody's own prompts use"), ("bob,bob", "1 photo and 2 names")):
         assert main([*learn, name]) == 2
         assert error in capsys.readouterr().err
 

@@ -86,5 +86,7 @@ def test_bad_settings_are_refused_before_any_work(field, value):
 
 
 def test_photos_and_names_must_pair_up(tiny_pipe, sample_photo, library):
-    with pytest.raises(UsageError, match="one distinct name per photo"):
+    with pytest.raises(UsageError, match="2 photos and 1 name were given"):
         learn([sample_photo, sample_photo], "eileen", tiny_pipe, LearnConfig(**FAST), library=library)
+    with pytest.raises(UsageError, match=r"The name alice is given twice \(alice and Alice: names are kept in lower"):
+        learn([sample_photo, sample_photo], ["alice", "Alice"], tiny_pipe, LearnConfig(**FAST), library=library)
