@@ -7,6 +7,8 @@ without a traceback. Anything else that escapes is a bug in anybody.
 
 from __future__ import annotations
 
+import re
+
 
 class AnybodyError(Exception):
     """A problem caused by input or environment, with the fix the user should apply."""
@@ -38,3 +40,19 @@ class UsageError(AnybodyError):
 
 class TrainingError(AnybodyError):
     """Learning cannot go on (for example the loss stopped being finite)."""
+
+
+def out_of_memory(error: BaseException) -> AnybodyError | None:
+    """PyTorch's out-of-memory failures (CUDA, MPS, the CPU allocator) as one line with the fixes; None for
+    any other error. They are the user's to fix, since what fits depends on their machine and settings."""
+    text = str(error)
+    known = "out of memory" in text.lower() or "can't allocate memory" in text
+    if not (isinstance(error, MemoryError) or (isinstance(error, RuntimeError) and known)):
+        return None
+    asked = re.search(r"[Tt]ried to allocate ([\d.]+ ?[KMGT]iB|\d+ bytes)", text)
+    amount = asked.group(1) if asked else ""
+    if amount.endswith(" bytes"):
+        amount = f"{int(amount.split()[0]) / 2**30:,.1f} GiB"
+    return AnybodyError(f"Out of memory{f' (it tried to allocate {amount} more)' if amount else ''}",
+                        "Draw fewer images at once (--batch-size 1) or smaller ones (--height, --width), or use "
+                        "--dtype fp16; when learning, lower --batch-size or add --gradient-checkpointing")

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from anybody import __version__, settings
-from anybody.errors import AnybodyError
+from anybody.errors import AnybodyError, out_of_memory
 
 SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "data" / "sample_face.jpg"
 DEMO_NAME = "eileen"  # the sample photo is astronaut Eileen Collins (NASA, public domain)
@@ -73,6 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--device")
     generate.add_argument("--dtype", choices=("fp32", "fp16", "bf16"))
     generate.add_argument("-n", "--num-images", type=int, default=4)
+    generate.add_argument("--batch-size", type=int, default=4,
+                          help="images drawn at once (default 4); more are drawn in turn, with the same result")
     generate.add_argument("--seed", type=int, default=42)
     generate.add_argument("--steps", type=int, default=50)
     generate.add_argument("--guidance", type=float, default=7.5)
@@ -185,7 +187,7 @@ def run_generate(args: argparse.Namespace) -> int:
         args.prompt, identities, args.model, num_images_per_prompt=args.num_images, num_inference_steps=args.steps,
         guidance_scale=args.guidance, seed=args.seed, negative_prompt=args.negative, height=args.height,
         width=args.width, scheduler=args.scheduler, out_dir=out, library=args.library, device=args.device,
-        dtype=args.dtype,
+        dtype=args.dtype, batch_size=args.batch_size,
     )
     for path in result.paths:
         print(path)
@@ -399,6 +401,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("Stopped.", file=sys.stderr)
         return 130
+    except (RuntimeError, MemoryError) as error:
+        problem = out_of_memory(error)
+        if args.debug or problem is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     except OSError as error:  # the file system refused a path anybody did not check first: still one line
         if args.debug or error.filename is None:
             raise

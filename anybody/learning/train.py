@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 from collections.abc import Callable, Sequence
@@ -98,10 +99,12 @@ class LearnConfig:
             if getattr(self, name) < 1:
                 raise UsageError(f"{name.replace('_', ' ')} must be at least 1 (got {getattr(self, name)})",
                                  f"Pass a positive --{name.replace('_', '-')}")
-        if not self.learning_rate > 0:
-            raise UsageError(f"The learning rate must be positive (got {self.learning_rate})", "Try --lr 0.01")
-        if not self.attention_loss >= 0:
-            raise UsageError(f"The attention-loss weight cannot be negative (got {self.attention_loss})",
+        if not 0 < self.learning_rate < math.inf:  # also False for NaN
+            raise UsageError(f"The learning rate must be a finite positive number (got {self.learning_rate})",
+                             "Try --lr 0.01")
+        if not 0 <= self.attention_loss < math.inf:
+            raise UsageError(f"The attention-loss weight must be a finite number, 0 or more "
+                             f"(got {self.attention_loss})",
                              "Try --attention-loss 0.003 (SeFi-IDE's value), or 0 to turn it off")
         if self.resolution is not None and (self.resolution < 64 or self.resolution % 8):
             raise UsageError(f"The resolution must be a multiple of 8, at least 64 (got {self.resolution})",

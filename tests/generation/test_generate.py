@@ -36,6 +36,23 @@ def test_a_seed_gives_the_same_images_and_each_image_its_own_seed(tiny_pipe):
     assert difference.max() <= 2  # the same picture; a batch of one rounds a little differently on the CPU
 
 
+def test_many_images_are_drawn_a_batch_at_a_time_with_the_same_pictures(tiny_pipe):
+    alice = _identity(tiny_pipe)
+    calls = []
+    hook = tiny_pipe.unet.register_forward_pre_hook(lambda module, args: calls.append(args[0].shape[0]))
+    try:
+        batched = generate("a photo of alice", alice, tiny_pipe, num_images_per_prompt=5, num_inference_steps=2,
+                           batch_size=2, seed=3)
+    finally:
+        hook.remove()
+    assert set(calls) == {4, 2} and calls.count(2) == 2  # 2 + 2 + 1 images, each with its unconditional half
+    assert batched.seeds == [3, 4, 5, 6, 7] and len(batched.images) == 5
+    at_once = generate("a photo of alice", alice, tiny_pipe, num_images_per_prompt=5, num_inference_steps=2,
+                       batch_size=5, seed=3)
+    for a, b in zip(batched.images, at_once.images):
+        assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2  # batch rounding only
+
+
 def test_the_identity_changes_the_picture(tiny_pipe):
     alice, other = _identity(tiny_pipe), _identity(tiny_pipe)
     other.encoder_embeddings["text_encoder"] = other.embeddings * -1
@@ -71,7 +88,9 @@ def test_apply_makes_a_plain_diffusers_prompt_use_the_identity_rows(tiny_pipe):
     ("kwargs", "message"),
     [({"num_inference_steps": 0}, "steps"), ({"height": 100}, "multiple of 8"), ({"width": 0}, "multiple of 8"),
      ({"guidance_scale": -1.0}, "finite number, 0 or more"), ({"guidance_scale": float("inf")}, "finite number"),
-     ({"num_images_per_prompt": 0}, "at least 1")],
+     ({"num_images_per_prompt": 0}, "at least 1"), ({"width": 8192}, "at most 4096 px"),
+     ({"num_inference_steps": 1001}, "at most 1000 for this model .*its scheduler knows 1000 timesteps"),
+     ({"batch_size": 0}, "batch size must be at least 1")],
 )
 def test_bad_generation_settings_say_what_to_pass(tiny_pipe, kwargs, message):
     with pytest.raises(UsageError, match=message):

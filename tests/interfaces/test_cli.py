@@ -124,3 +124,16 @@ def test_export_then_import_through_the_cli(tmp_path, capsys):
     assert main(["import", str(wide), "--name", "erin", "--model", "tiny", "--library", str(library)]) == 2
     error = capsys.readouterr().err
     assert "768" in error and "32" in error
+
+
+def test_running_out_of_memory_is_one_line_naming_the_fixes(monkeypatch, capsys):
+    """A real allocator failure (2**62 bytes) raised inside a command, as a model too big for the GPU would."""
+    import torch
+
+    from anybody.interfaces import cli
+
+    monkeypatch.setitem(cli.COMMANDS, "basis", lambda args: torch.empty(2**62, dtype=torch.uint8))
+    assert main(["basis", "--model", "tiny"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: Out of memory (it tried to allocate 4,294,967,296.0 GiB more). Draw fewer")
+    assert error.count("\n") == 1 and "--batch-size 1" in error and "Traceback" not in error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -79,7 +81,9 @@ def test_divergence_stops_with_advice_and_keeps_the_last_good_checkpoint(tiny_pi
 
 
 @pytest.mark.parametrize(("field", "value"), [("steps", 0), ("batch_size", 0), ("learning_rate", -1.0),
-                                              ("resolution", 100)])
+                                              ("learning_rate", math.inf), ("learning_rate", math.nan),
+                                              ("attention_loss", -1.0), ("attention_loss", math.nan),
+                                              ("attention_loss", math.inf), ("resolution", 100)])
 def test_bad_settings_are_refused_before_any_work(field, value):
     with pytest.raises(UsageError):
         LearnConfig(**{field: value}).check()

@@ -117,6 +117,8 @@ CASES: dict[str, list[str]] = {
         "generate", LONG_PROMPT, "--identity", "alice", "--library", "lib", "-n", "1", "--steps", "1", "--out", "out"],
     "steps under 1 (`--steps 0`)": [*GENERATE, "--steps", "0"],
     "a size not divisible by 8 (`--height 100`)": [*GENERATE, "--height", "100"],
+    "more steps than the model has timesteps (`--steps 5000`)": [*GENERATE, "--steps", "5000"],
+    "a size beyond any model (`--width 8192`)": [*GENERATE, "--width", "8192"],
     "negative guidance (`--guidance -1`)": [*GENERATE, "--guidance", "-1"],
     "guidance that is not a number (`--guidance nan`)": [*GENERATE, "--guidance", "nan"],
     "a prompt that is not UTF-8 text (typed in a Latin-1 terminal: `été`)": [
