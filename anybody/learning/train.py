@@ -260,10 +260,14 @@ def learn(
     def random_states() -> dict[str, torch.Tensor]:
         return {"generator": generator.get_state(), "noise": noise_generator.get_state()}
 
+    saved_step = start if resume else None  # the step of this run's checkpoint on disk, if any
+
     def save(step: int, states: dict[str, torch.Tensor]) -> None:
+        nonlocal saved_step
         save_checkpoint(checkpoint, TrainingState(step=step, learner=learner.state_dict(),
                                                   optimizer=optimizer.state_dict(), random_states=states,
                                                   averages=averages, recipe=recipe))
+        saved_step = step
 
     bar = tqdm(total=config.steps, initial=start, desc="Learning", disable=not progress, unit="step")
     loss_value = float("nan")
@@ -309,9 +313,10 @@ def learn(
                 loss.backward()
                 optimizer.step()
                 if not (torch.isfinite(loss) and all(torch.isfinite(p).all() for p in learner.parameters())):
+                    kept = ("no checkpoint had been written yet" if saved_step is None else
+                            f"the last good checkpoint (step {saved_step}) is kept")
                     raise TrainingError(
-                        f"Learning diverged at step {step + 1} (the loss or the weights stopped being finite); the "
-                        f"last good checkpoint (step {completed}) is kept",
+                        f"Learning diverged at step {step + 1} (the loss or the weights stopped being finite); {kept}",
                         f"Try a lower learning rate (--lr {config.learning_rate / 10:g})",
                     )
                 _update_averages(averages, learner.last_coefficients, who, names, config)
