@@ -478,8 +478,9 @@ def _check_widths(encoders: dict[str, torch.Tensor], model_width: int | dict[str
                   path: Path) -> None:
     if model_width is None:
         return
-    expected = {"text_encoder": model_width} if isinstance(model_width, int) else dict(model_width)
-    if not isinstance(model_width, int) and encoders.keys() - expected.keys():
+    all_encoders_known = not isinstance(model_width, int)  # an int gives only the first encoder's width
+    expected = dict(model_width) if all_encoders_known else {"text_encoder": model_width}
+    if all_encoders_known and encoders.keys() - expected.keys():
         raise IdentityError(f"{path} is an SDXL embedding (clip_l and clip_g), but this model has one text encoder",
                             "Import it for an SDXL model, or import an embedding made for this model's family")
     for encoder, width in expected.items():
