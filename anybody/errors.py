@@ -7,6 +7,7 @@ without a traceback. Anything else that escapes is a bug in anybody.
 
 from __future__ import annotations
 
+import math
 import re
 
 
@@ -56,3 +57,21 @@ def out_of_memory(error: BaseException) -> AnybodyError | None:
     return AnybodyError(f"Out of memory{f' (it tried to allocate {amount} more)' if amount else ''}",
                         "Draw fewer images at once (--batch-size 1) or smaller ones (--height, --width), or use "
                         "--dtype fp16; when learning, lower --batch-size or add --gradient-checkpointing")
+
+
+class Interrupted(TrainingError):
+    """Learning was stopped by the user; the checkpoint on disk can be resumed (the CLI exits 130)."""
+
+
+def require_at_least(value: float, minimum: float, what: str, flag: str, example: object) -> None:
+    """The one wording of "this number is too small" (also refuses NaN)."""
+    if not value >= minimum:
+        raise UsageError(f"The {what} must be at least {minimum:g} (got {value})",
+                         f"Pass {flag} {example}, for example")
+
+
+def require_finite(value: float, what: str, flag: str, example: object, *, positive: bool = False) -> None:
+    """The one wording of "this number must be finite" (positive, or 0 or more)."""
+    if not (0 < value < math.inf if positive else 0 <= value < math.inf):  # also False for NaN
+        kind = "a finite positive number" if positive else "a finite number, 0 or more"
+        raise UsageError(f"The {what} must be {kind} (got {value})", f"Pass {flag} {example}, for example")

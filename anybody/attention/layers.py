@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import torch
 
 from anybody.errors import ModelError, UsageError
+from anybody.methods.sefi import ATTENTION_LEVEL
 
 Resolution = tuple[int, int]  # (height, width) of the query grid, in latent pixels
 
-SEFI_LEVEL = 1  # SeFi-IDE's 32x32 at 512 px on SD 1.x: the second-highest cross-attention resolution
+SEFI_LEVEL = ATTENTION_LEVEL  # SeFi-IDE's 32x32 at 512 px on SD 1.x: the second-highest cross-attention resolution
 
 
 @dataclass(frozen=True)

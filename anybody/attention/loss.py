@@ -21,9 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from anybody.errors import UsageError
+from anybody.methods.sefi import ATTENTION_LOSS_WEIGHT
 
 TokenChoice = Literal["all", "identity", "prompt"]
-PAPER_WEIGHT = 0.003  # SeFi-IDE's lambda in L = L_KV + lambda * L_att (0.01 and 0.05 underfit)
+PAPER_WEIGHT = ATTENTION_LOSS_WEIGHT  # SeFi-IDE's lambda in L = L_KV + lambda * L_att (0.01 and 0.05 underfit)
 
 
 def face_attention_loss(

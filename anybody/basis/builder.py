@@ -23,7 +23,6 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -31,6 +30,7 @@ from safetensors import safe_open
 from transformers import PreTrainedTokenizerBase
 
 from anybody import settings
+from anybody.basis.options import BasisOptions
 from anybody.errors import ModelError
 from anybody.storage import write_safetensors
 
@@ -38,15 +38,6 @@ log = logging.getLogger("anybody")
 
 BUILD_VERSION = 1  # bump when the recipe changes: it is part of every basis hash
 POSITIONS = ("first name", "surname")
-
-
-@dataclass(frozen=True)
-class BasisOptions:
-    """How the basis is built. The defaults are anybody's; see the module docstring for the reference's."""
-
-    alignment: Literal["words", "positions"] = "words"
-    max_components: int = 512
-    dedupe: bool = True
 
 
 @dataclass

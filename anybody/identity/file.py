@@ -30,7 +30,7 @@ from safetensors import SafetensorError, safe_open
 
 from anybody.basis import CelebBasis
 from anybody.errors import IdentityError
-from anybody.identity.tokens import validate_name
+from anybody.identity.names import validate_name
 from anybody.storage import write_safetensors
 
 FORMAT = "anybody-identity"

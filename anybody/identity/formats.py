@@ -38,7 +38,7 @@ from safetensors.torch import load as load_safetensors_bytes
 
 from anybody.errors import IdentityError, UsageError
 from anybody.identity.file import Identity
-from anybody.identity.tokens import validate_name
+from anybody.identity.names import validate_name
 from anybody.storage import write_safetensors, write_with
 
 ENCODERS = ("text_encoder", "text_encoder_2")

@@ -7,14 +7,7 @@ from pathlib import Path
 
 from anybody import settings
 from anybody.errors import IdentityError
-from anybody.identity.tokens import validate_name
-
-SUFFIX = ".safetensors"
-
-
-def identity_path(name: str, library: str | os.PathLike[str] | None = None) -> Path:
-    """Where the identity `name` lives; a validated name can never leave the library folder."""
-    return settings.library_folder(library) / f"{validate_name(name)}{SUFFIX}"
+from anybody.identity.names import SUFFIX, identity_path
 
 
 def library_names(library: str | os.PathLike[str] | None = None) -> list[str]:

@@ -14,39 +14,7 @@ from collections.abc import Iterable, Sequence
 import torch
 
 from anybody.errors import IdentityError
-
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
-MAX_NAME_LENGTH = 40
-# Words the learning prompts themselves use: an identity with one of these names would be confused with them.
-_PROMPT_WORDS = """a an the of in on at with and or my one photo picture rendering cropped close-up closeup face
-    person man woman bright dark good clean dirty cool weird small large nice rendition illustration depiction"""
-RESERVED_WORDS = frozenset(_PROMPT_WORDS.split())
-
-
-def validate_name(name: str) -> str:
-    """The identity name as stored (lower case), or an IdentityError saying what is wrong and what to do."""
-    if not isinstance(name, str) or not name.strip():
-        raise IdentityError("The identity name is empty", "Give a short name such as --name alice")
-    cleaned = name.strip()
-    if len(cleaned) > MAX_NAME_LENGTH:
-        raise IdentityError(f"The identity name is {len(cleaned)} characters long (at most {MAX_NAME_LENGTH})",
-                            "Choose a shorter name")
-    lowered = cleaned.lower()
-    if not NAME_PATTERN.fullmatch(lowered):
-        raise IdentityError(  # repr shows control characters escaped once: 'ali\x1bce', not 'ali\\x1bce'
-            f"The identity name {cleaned!r} has characters a name cannot have",
-            "Use letters, digits, '-' and '_' only, starting with a letter (for example alice or bob_2)",
-        )
-    if lowered in RESERVED_WORDS:
-        raise IdentityError(f"The name {lowered!r} is a word anybody's own prompts use",
-                            f"Choose another, for example {lowered}_1 or a first name")
-    return lowered
-
-
-def token_strings(name: str, count: int) -> list[str]:
-    """The n token strings of an identity, in diffusers' multi-vector naming."""
-    base = f"<{name}>"
-    return [base] + [f"{base}_{index}" for index in range(1, count)]
+from anybody.identity.names import token_strings
 
 
 def rewrite_prompt(prompt: str, names: Iterable[str], expand_tokens: dict[str, int] | None = None) -> str:

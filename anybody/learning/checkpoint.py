@@ -23,7 +23,6 @@ class TrainingState:
     learner: dict[str, torch.Tensor]
     optimizer: dict
     random_states: dict[str, torch.Tensor]
-    averages: dict[str, torch.Tensor]
     recipe: dict
 
 
@@ -33,7 +32,6 @@ def save_checkpoint(path: Path, state: TrainingState) -> None:
         for key, value in slots.items():
             tensors[f"optimizer.{index}.{key}"] = torch.as_tensor(value)
     tensors.update({f"random.{key}": value for key, value in state.random_states.items()})
-    tensors.update({f"average.{key}": value for key, value in state.averages.items()})
     metadata = {"step": str(state.step), "recipe": json.dumps(state.recipe, sort_keys=True),
                 "param_groups": json.dumps(state.optimizer["param_groups"])}
     write_safetensors(path, tensors, metadata)
@@ -51,7 +49,7 @@ def load_checkpoint(path: Path) -> TrainingState:
         raise TrainingError(f"The checkpoint {path} cannot be read ({str(error)[:100]})",
                             "Start again without --resume") from error
     optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
-    sections: dict[str, dict[str, torch.Tensor]] = {"learner": {}, "random": {}, "average": {}}
+    sections: dict[str, dict[str, torch.Tensor]] = {"learner": {}, "random": {}}
     for key, value in tensors.items():
         section, _, rest = key.partition(".")
         if section == "optimizer" and rest.partition(".")[0].isdigit() and rest.partition(".")[2]:
@@ -64,4 +62,4 @@ def load_checkpoint(path: Path) -> TrainingState:
                                 "Start again without --resume (the checkpoint is damaged or not anybody's)")
     return TrainingState(step=step, learner=sections["learner"],
                          optimizer={"state": optimizer_state, "param_groups": param_groups},
-                         random_states=sections["random"], averages=sections["average"], recipe=recipe)
+                         random_states=sections["random"], recipe=recipe)

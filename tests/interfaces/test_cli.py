@@ -47,7 +47,7 @@ def test_basis_prints_its_statistics(capsys):
 
 def test_errors_are_one_line_without_a_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "anybody.interfaces.cli", "learn", str(tmp_path / "missing.jpg"), "--name", "x",
+        [sys.executable, "-m", "anybody", "learn", str(tmp_path / "missing.jpg"), "--name", "x",
          "--model", "tiny"], capture_output=True, text=True, env={"ANYBODY_HOME": str(tmp_path), "PATH": ""})
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
@@ -130,9 +130,9 @@ def test_running_out_of_memory_is_one_line_naming_the_fixes(monkeypatch, capsys)
     """A real allocator failure (2**62 bytes) raised inside a command, as a model too big for the GPU would."""
     import torch
 
-    from anybody.interfaces import cli
+    from anybody.interfaces.cli import basis
 
-    monkeypatch.setitem(cli.COMMANDS, "basis", lambda args: torch.empty(2**62, dtype=torch.uint8))
+    monkeypatch.setattr(basis, "run", lambda args: torch.empty(2**62, dtype=torch.uint8))
     assert main(["basis", "--model", "tiny"]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: Out of memory (it tried to allocate 4,294,967,296.0 GiB more). Draw fewer")

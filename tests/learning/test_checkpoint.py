@@ -19,7 +19,6 @@ def _state() -> TrainingState:
         optimizer={"state": {0: {"step": torch.tensor(7.0), "exp_avg": torch.randn(4, 3)}},
                    "param_groups": [{"lr": 0.005, "params": [0]}]},
         random_states={"cpu": torch.get_rng_state()},
-        averages={"alice.text_encoder": torch.randn(2, 8)},
         recipe={"steps": 100, "seed": 0},
     )
 
@@ -31,7 +30,7 @@ def test_a_checkpoint_comes_back_as_it_was_saved(tmp_path):
     assert loaded.step == 7 and loaded.recipe == state.recipe
     assert loaded.optimizer["param_groups"] == state.optimizer["param_groups"]
     assert torch.equal(loaded.optimizer["state"][0]["exp_avg"], state.optimizer["state"][0]["exp_avg"])
-    for section in ("learner", "random_states", "averages"):
+    for section in ("learner", "random_states"):
         saved, back = getattr(state, section), getattr(loaded, section)
         assert saved.keys() == back.keys() and all(torch.equal(saved[key], back[key]) for key in saved)
 

@@ -110,19 +110,20 @@ def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tm
 
 def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(three_photos, tmp_path):
     """`coefficient_average="ema"`: per person and text encoder, c ← 0.99·c + 0.01·(the MLP's output)."""
-    from anybody.basis import build_basis
-    from anybody.learning.train import _update_averages
+    from anybody.basis import CelebBasis, build_basis
+    from anybody.methods.celeb_basis.learner import CelebBasisLearner
 
-    averages: dict[str, torch.Tensor] = {}
-    config = LearnConfig(coefficient_average="ema")
+    bases = {encoder: CelebBasis(mean=torch.zeros(2, 4), components=torch.eye(3, 4).expand(2, 3, 4), key=encoder)
+             for encoder in ("text_encoder", "text_encoder_2")}
+    learner = CelebBasisLearner(bases, feature_dim=5, identities=2, average="ema")
     first, second = torch.ones(2, 2, 3), torch.zeros(2, 2, 3)
-    _update_averages(averages, {"text_encoder": first, "text_encoder_2": first * 2}, torch.tensor([0, 1]),
-                     ["alice", "bob"], config)
-    _update_averages(averages, {"text_encoder": second, "text_encoder_2": second}, torch.tensor([1, 1]),
-                     ["alice", "bob"], config)
-    assert torch.equal(averages["alice.text_encoder"], torch.ones(2, 3))  # not drawn again: unchanged
-    assert torch.allclose(averages["bob.text_encoder"], torch.full((2, 3), 0.99**2))
-    assert torch.allclose(averages["bob.text_encoder_2"], torch.full((2, 3), 2 * 0.99**2))
+    learner.last_coefficients = {"text_encoder": first, "text_encoder_2": first * 2}
+    learner.after_step(torch.tensor([0, 1]))
+    learner.last_coefficients = {"text_encoder": second, "text_encoder_2": second}
+    learner.after_step(torch.tensor([1, 1]))
+    assert torch.equal(learner.average_text_encoder[0], torch.ones(2, 3))  # alice, not drawn again: unchanged
+    assert torch.allclose(learner.average_text_encoder[1], torch.full((2, 3), 0.99**2))  # bob
+    assert torch.allclose(learner.average_text_encoder_2[1], torch.full((2, 3), 2 * 0.99**2))
 
     pipe = load_pipeline("tiny-sdxl", device="cpu")
     learned = {average: learn(three_photos[:2], ["alice", "bob"], pipe,

@@ -63,10 +63,38 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_pipe, sample_photo, 
     assert torch.allclose(resumed.embeddings, whole.embeddings, atol=1e-6)
 
 
+def test_a_finished_run_leaves_no_checkpoint_unless_asked(tiny_pipe, sample_photo, library):
+    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    assert not (library / ".checkpoints" / "eileen.safetensors").exists()
+    learn(sample_photo, "ada", tiny_pipe, LearnConfig(**FAST), library=library, progress=False, keep_checkpoint=True)
+    assert (library / ".checkpoints" / "ada.safetensors").is_file()
+
+
+def test_an_interrupted_run_is_not_overwritten_by_a_fresh_start(tiny_pipe, sample_photo, library):
+    """Starting again without --resume would erase the interrupted run's checkpoint: refused, unless --restart."""
+    def stop_at_two(step: int, loss: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False,
+              callback=stop_at_two)
+    checkpoint = library / ".checkpoints" / "eileen.safetensors"
+    saved = checkpoint.read_bytes()
+    with pytest.raises(UsageError, match=r"An interrupted run of eileen left a checkpoint .* Pass --resume to "
+                                         r"continue it, or --restart to discard it and start again"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    assert checkpoint.read_bytes() == saved
+    with pytest.raises(UsageError, match="contradict"):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, resume=True, restart=True)
+    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False, restart=True)
+    assert (library / "eileen.safetensors").is_file() and not checkpoint.exists()
+
+
 def test_resuming_needs_a_checkpoint_with_the_same_settings(tiny_pipe, sample_photo, library):
     with pytest.raises(UsageError, match="no checkpoint"):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, resume=True, progress=False)
-    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False, keep_checkpoint=True)
     (library / "eileen.safetensors").unlink()
     with pytest.raises(UsageError, match="other settings"):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, learning_rate=0.5), library=library,

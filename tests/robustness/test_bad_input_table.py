@@ -84,9 +84,11 @@ CASES: dict[str, list[str]] = {
     "path separators and `..` (`--name ../evil`)": [*LEARN, "../evil"],
     "a backslash (`--name 'a\\b'`)": [*LEARN, "a\\b"],
     "control characters (`ali\\x1bce`, an escape character inside)": [*LEARN, "ali\x1bce"],
+    "a letter outside ASCII (`--name zoë`)": [*LEARN, "zoë"],
     "over-long (41 characters)": [*LEARN, "a" * 41],
     "a word the learning prompts use (`--name photo`)": [*LEARN, "photo"],
     "a taken name (`--name Alice`, the library has alice)": [*LEARN, "Alice"],
+    "the name of an interrupted run, without `--resume` (`--name dora`)": [*LEARN, "dora"],
     # Models
     "a wrong path (`--model ./models/sd15`)": ["learn", "me.jpg", "--name", "m", "--model", "./models/sd15"],
     "a folder that is not a diffusers model (`--model not-a-model`)": ["learn", "me.jpg", "--name", "m", "--model",
@@ -133,6 +135,8 @@ CASES: dict[str, list[str]] = {
 def bad_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = bad_files.make_all(tmp_path_factory.mktemp("bad-input"))
     shutil.copy(bad_files.SAMPLE, folder / "me.jpg")
+    (folder / "lib" / ".checkpoints").mkdir(parents=True, exist_ok=True)
+    (folder / "lib" / ".checkpoints" / "dora.safetensors").write_bytes(b"an interrupted run's checkpoint")
     return folder
 
 
@@ -199,7 +203,7 @@ def test_the_accepted_photos_are_used_as_promised(bad_folder):
 
 def test_debug_shows_the_traceback(tmp_path):
     """The same error as the table's first row, with `--debug`: Python's traceback for a bug report."""
-    debug = subprocess.run([sys.executable, "-m", "anybody.interfaces.cli", "--debug", "face", "missing.jpg"],
+    debug = subprocess.run([sys.executable, "-m", "anybody", "--debug", "face", "missing.jpg"],
                            capture_output=True, text=True, cwd=tmp_path)
     assert debug.returncode != 0 and "Traceback (most recent call last)" in debug.stderr
     assert "PhotoError: The photo missing.jpg does not exist" in debug.stderr

@@ -24,7 +24,8 @@ from safetensors.torch import save as safetensors_bytes
 from anybody.errors import AnybodyError, IdentityError, UsageError
 from anybody.identity import Identity, identity_path, read_identity, rewrite_prompt, token_strings, validate_name
 from anybody.identity.file import content_checksum
-from anybody.identity.tokens import NAME_PATTERN, RESERVED_WORDS, install_tokens
+from anybody.identity.names import NAME_PATTERN, RESERVED_WORDS
+from anybody.identity.tokens import install_tokens
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -72,7 +73,7 @@ def test_rewriting_a_prompt_never_fails_and_is_idempotent(prompt, names, counts,
        height=st.none() | st.integers(-(2**70), 2**70), width=st.none() | st.integers(-64, 4096),
        names=st.lists(valid_names, max_size=2, unique=True))
 def test_generation_argument_checks_give_a_usage_error_or_pass(prompt, count, steps, guidance, height, width, names):
-    from anybody.generation.generate import _check_arguments, _check_names_used
+    from anybody.generation.draw import _check_arguments, _check_names_used
 
     try:
         _check_arguments(prompt, count, steps, guidance, height, width)
@@ -100,7 +101,7 @@ def tokenizer():
 @given(prompt=tricky_text)
 def test_prompt_parsing_for_the_encoder_and_the_attention_maps(tokenizer, prompt):
     from anybody.attention import prompt_length, prompt_words, token_positions
-    from anybody.generation.generate import _check_length
+    from anybody.generation.draw import _check_length
 
     assume(_is_text(prompt))  # lone surrogates: refused before parsing (the test below)
     alice = Identity("alice", {"text_encoder": torch.zeros(2, 32)})
@@ -129,7 +130,7 @@ def _is_text(value: str) -> bool:
 
 def test_a_prompt_that_is_not_text_is_a_usage_error_in_the_api_too():
     """Bytes that were not UTF-8 on a command line (lone surrogates) are refused before any model loads."""
-    from anybody.generation.generate import attention_map, generate
+    from anybody.generation.draw import attention_map, generate
 
     prompt = "a photo of alice \udce9t\udce9"
     with pytest.raises(UsageError, match="The prompt holds bytes that are not UTF-8"):

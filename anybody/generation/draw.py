@@ -9,7 +9,6 @@ PNGs that say how they were made, and a contact sheet.
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 from PIL import Image
 
-from anybody.errors import IdentityError, UsageError
+from anybody.errors import IdentityError, UsageError, require_at_least, require_finite
+from anybody.generation import defaults
 from anybody.generation.images import contact_sheet, png_text, save_png
 from anybody.generation.stages import StageSwitch
 from anybody.identity import Identity, rewrite_prompt, token_strings
@@ -95,20 +95,20 @@ def generate(
     identities: str | Identity | Sequence[str | Identity] = (),
     model: str | DiffusionPipeline | None = None,
     *,
-    num_images_per_prompt: int = 4,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.5,
-    seed: int | None = 42,
+    num_images_per_prompt: int = defaults.NUM_IMAGES,
+    num_inference_steps: int = defaults.STEPS,
+    guidance_scale: float = defaults.GUIDANCE,
+    seed: int | None = defaults.SEED,
     generator: torch.Generator | list[torch.Generator] | None = None,
     negative_prompt: str | None = None,
     height: int | None = None,
     width: int | None = None,
-    scheduler: str = "ddim",
+    scheduler: str = defaults.SCHEDULER,
     out_dir: str | os.PathLike[str] | None = None,
     library: str | os.PathLike[str] | None = None,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
-    batch_size: int = 4,
+    batch_size: int = defaults.BATCH_SIZE,
 ) -> GenerationResult:
     """Generate images of learned people. Image i uses seed `seed + i`, so any one can be made again.
 
@@ -119,19 +119,11 @@ def generate(
     """
     _check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
                      negative_prompt)
-    if batch_size < 1:
-        raise UsageError(f"The batch size must be at least 1 (got {batch_size})", "Pass --batch-size 1 or more")
+    require_at_least(batch_size, 1, "batch size", "--batch-size", 4)
     loaded = _load_identities(identities, library)
     folder = make_folder(out_dir) if out_dir is not None else None  # a bad --out fails now, not after drawing
-    if model is None:
-        model = loaded[0].base_model if loaded else None
-    pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
-    apply(pipe, loaded)
-    if scheduler == "ddim" and not isinstance(pipe.scheduler, DDIMScheduler):
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    _check_steps(pipe, num_inference_steps)
+    pipe = _ready_pipeline(prompt, loaded, model, device, dtype, scheduler, num_inference_steps)
     names = [identity.name for identity in loaded]
-    _check_names_used(prompt, names)
     model_prompt = rewrite_prompt(prompt, names)
     model_negative = rewrite_prompt(negative_prompt, names) if negative_prompt else None
     _check_length(pipe, prompt, loaded)
@@ -164,13 +156,14 @@ def attention_map(
     identities: str | Identity | Sequence[str | Identity] = (),
     model: str | DiffusionPipeline | None = None,
     *,
-    out: str | os.PathLike[str] = "attention.png",
-    seed: int = 42,
-    num_inference_steps: int = 50,
-    guidance_scale: float = 7.5,
-    level: int = 1,
+    out: str | os.PathLike[str] = defaults.ATTENTION_OUT,
+    seed: int = defaults.SEED,
+    num_inference_steps: int = defaults.STEPS,
+    guidance_scale: float = defaults.GUIDANCE,
+    level: int = defaults.ATTENTION_LEVEL,
     library: str | os.PathLike[str] | None = None,
     device: str | None = None,
+    dtype: str | torch.dtype | None = None,
 ) -> Path:
     """One picture, and for every word of the prompt where its cross-attention went (SeFi-IDE's Figure 1).
 
@@ -181,18 +174,27 @@ def attention_map(
 
     _check_arguments(prompt, 1, num_inference_steps, guidance_scale, None, None)
     loaded = _load_identities(identities, library)
-    pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(
-        model if model is not None else (loaded[0].base_model if loaded else None), device=device)
-    apply(pipe, loaded)
-    if not isinstance(pipe.scheduler, DDIMScheduler):
-        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
-    _check_steps(pipe, num_inference_steps)
+    pipe = _ready_pipeline(prompt, loaded, model, device, dtype, "ddim", num_inference_steps)
     names = [identity.name for identity in loaded]
-    _check_names_used(prompt, names)
     attention_heatmaps(pipe, rewrite_prompt(prompt, names), out, level=level,
                        num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                        generator=torch.Generator(device="cpu").manual_seed(seed))
     return Path(out)
+
+
+def _ready_pipeline(prompt: str, loaded: list[Identity], model: str | DiffusionPipeline | None, device: str | None,
+                    dtype: str | torch.dtype | None, scheduler: str, steps: int) -> DiffusionPipeline:
+    """The pipeline to draw with (by default the model the first identity was learned on), the identities
+    installed, the scheduler chosen, and the prompt checked against them."""
+    if model is None:
+        model = loaded[0].base_model if loaded else None
+    pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
+    apply(pipe, loaded)
+    if scheduler == "ddim" and not isinstance(pipe.scheduler, DDIMScheduler):
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+    _check_steps(pipe, steps)
+    _check_names_used(prompt, [identity.name for identity in loaded])
+    return pipe
 
 
 def _load_identities(identities: str | Identity | Sequence[str | Identity],
@@ -213,13 +215,9 @@ def _check_arguments(prompt: str, count: int, steps: int, guidance: float, heigh
     _check_text(prompt, "prompt")
     if negative_prompt is not None:
         _check_text(negative_prompt, "negative prompt")
-    if count < 1:
-        raise UsageError(f"The number of images must be at least 1 (got {count})", "Pass -n 1 or more")
-    if steps < 1:
-        raise UsageError(f"The number of steps must be at least 1 (got {steps})", "Pass --steps 50, for example")
-    if not (math.isfinite(guidance) and guidance >= 0):
-        raise UsageError(f"The guidance scale must be a finite number, 0 or more (got {guidance})",
-                         "Pass --guidance 7.5, for example")
+    require_at_least(count, 1, "number of images", "-n", 4)
+    require_at_least(steps, 1, "number of steps", "--steps", 50)
+    require_finite(guidance, "guidance scale", "--guidance", 7.5)
     for label, value in (("height", height), ("width", width)):
         if value is not None and (value < 8 or value % 8):
             raise UsageError(f"The {label} must be a positive multiple of 8 (got {value})",

@@ -1,0 +1,75 @@
+"""`anybody generate` and `anybody attention`: draw learned people, or where each word attends."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from anybody.generation import defaults
+from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
+
+
+def _add_drawing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("prompt", help='what to draw, naming the identities as words: "a photo of alice reading"')
+    parser.add_argument("--identity", default="", help="identity names or files, comma-separated")
+    add_model(parser, single_file=False, default="the model the identity was learned on")
+    add_device(parser)
+    parser.add_argument("--seed", type=int, default=defaults.SEED,
+                        help=f"image i uses seed + i, so any one can be drawn again (default {defaults.SEED})")
+    parser.add_argument("--steps", type=int, default=defaults.STEPS,
+                        help=f"denoising steps (default {defaults.STEPS})")
+    parser.add_argument("--guidance", type=float, default=defaults.GUIDANCE,
+                        help=f"classifier-free guidance scale (default {defaults.GUIDANCE})")
+    add_library(parser)
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    generate = commands.add_parser("generate", help="draw learned people from a prompt")
+    _add_drawing(generate)
+    generate.add_argument("-n", "--num-images", type=int, default=defaults.NUM_IMAGES,
+                          help=f"how many images (default {defaults.NUM_IMAGES})")
+    generate.add_argument("--batch-size", type=int, default=defaults.BATCH_SIZE,
+                          help=f"images drawn at once (default {defaults.BATCH_SIZE}); more are drawn in turn, "
+                          "with the same result")
+    generate.add_argument("--height", type=int, help="in px, a multiple of 8 (default: the model's own size)")
+    generate.add_argument("--width", type=int, help="in px, a multiple of 8 (default: the model's own size)")
+    generate.add_argument("--negative", help="negative prompt: what the pictures should not show")
+    generate.add_argument("--scheduler", choices=("ddim", "model"), default=defaults.SCHEDULER,
+                          help=f"DDIM or the model's own scheduler (default {defaults.SCHEDULER})")
+    generate.add_argument("--out", help="output folder (default anybody-output/<date-time>)")
+    generate.set_defaults(run=run_generate)
+
+    attention = commands.add_parser("attention", help="draw where each word of a prompt attends (one picture)")
+    _add_drawing(attention)
+    attention.add_argument("--level", type=int, default=defaults.ATTENTION_LEVEL,
+                           help="cross-attention level: 0 the finest, 1 SeFi-IDE's 32x32 at 512 px "
+                           f"(default {defaults.ATTENTION_LEVEL})")
+    attention.add_argument("--out", default=defaults.ATTENTION_OUT,
+                           help=f"the picture to write (default {defaults.ATTENTION_OUT})")
+    attention.set_defaults(run=run_attention)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from anybody.generation import generate
+
+    out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
+    result = generate(
+        args.prompt, split_names(args.identity), args.model, num_images_per_prompt=args.num_images,
+        num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, negative_prompt=args.negative,
+        height=args.height, width=args.width, scheduler=args.scheduler, out_dir=out, library=args.library,
+        device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+    )
+    for path in result.paths:
+        print(path)
+    print(f"Contact sheet: {result.sheet}")
+    return 0
+
+
+def run_attention(args: argparse.Namespace) -> int:
+    from anybody.generation import attention_map
+
+    path = attention_map(args.prompt, split_names(args.identity), args.model, out=args.out, seed=args.seed,
+                         num_inference_steps=args.steps, guidance_scale=args.guidance, level=args.level,
+                         library=args.library, device=args.device, dtype=args.dtype)
+    print(path)
+    return 0

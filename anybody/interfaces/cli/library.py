@@ -1,0 +1,147 @@
+"""The identity library from the command line: `identities`, `export`, `import`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from anybody import settings
+from anybody.interfaces.cli.options import add_library
+
+EXPORTS = "anybody-output/exports"
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    from anybody.identity.formats import FORMATS
+
+    identities = commands.add_parser("identities", help="the identity library: list, show, remove")
+    identities.add_argument("action", nargs="?", choices=("list", "show", "remove"), default="list",
+                            help="list the library (default), show one identity, or remove one")
+    identities.add_argument("name", nargs="?", help="the identity to show or remove")
+    add_library(identities)
+    identities.add_argument("--model", help="flag the identities that do not fit this model")
+    identities.add_argument("--yes", action="store_true", help="remove without asking")
+    identities.set_defaults(run=run_identities)
+
+    export = commands.add_parser("export", help="write an identity for diffusers, AUTOMATIC1111, kohya or ComfyUI")
+    export.add_argument("identity", help="a library name or an identity file")
+    export.add_argument("--format", required=True, choices=tuple(FORMATS),
+                        help="; ".join(f"{name}: {spec.prompt}" for name, spec in FORMATS.items()))
+    export.add_argument("--out", help=f"the file (or SDXL diffusers folder) to write (default: in {EXPORTS}/)")
+    export.add_argument("--token", help="diffusers only: the prompt token (default <name>)")
+    add_library(export)
+    export.set_defaults(run=run_export)
+
+    import_ = commands.add_parser("import", help="add an existing textual-inversion embedding to the library")
+    import_.add_argument("file", help=".safetensors, or .pt/.bin (read without running any code)")
+    import_.add_argument("--name", required=True, help="the identity's name in the library")
+    import_.add_argument("--model", help="check that the embedding's width fits this model")
+    import_.add_argument("--replace", action="store_true", help="replace an identity of the same name")
+    add_library(import_)
+    import_.set_defaults(run=run_import)
+
+
+def run_identities(args: argparse.Namespace) -> int:
+    from anybody.errors import UsageError
+    from anybody.identity import Identity, library_names
+
+    if args.action == "list":
+        return _list_identities(args.library, args.model)
+    if not args.name:
+        raise UsageError(f"identities {args.action} needs a name", f"anybody identities {args.action} NAME")
+    identity = Identity.load(args.name, args.library)
+    if args.action == "show":
+        print(f"{identity.name}: {identity.path} ({identity.path.stat().st_size:,} bytes)")
+        for encoder, embeddings in identity.encoder_embeddings.items():
+            coefficients = identity.encoder_coefficients.get(encoder)
+            shown = f", coefficients {tuple(coefficients.shape)}" if coefficients is not None else ""
+            print(f"  {encoder}: embeddings {tuple(embeddings.shape)}{shown}")
+        for key, value in sorted(identity.metadata.items()):
+            print(f"  {key}: {value}")
+        return 0
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"Removing {identity.name} needs a confirmation", "Add --yes to remove without asking")
+        if input(f"Remove {identity.name} ({identity.path})? [y/N] ").strip().lower() not in ("y", "yes"):
+            print("Kept.")
+            return 1
+    identity.path.unlink()
+    print(f"Removed {identity.name}. Left: {', '.join(library_names(args.library)) or 'none'}")
+    return 0
+
+
+def _list_identities(library: str | None, model: str | None) -> int:
+    from anybody.errors import AnybodyError
+    from anybody.identity import Identity, library_names
+
+    names = library_names(library)
+    if not names:
+        print(f"No identities in {settings.library_folder(library)} yet: anybody learn PHOTO --name NAME")
+        return 0
+    fits = _fit_checker(model)
+    rows = [("name", "method", "base model", "width", "created", "")]
+    for name in names:
+        try:
+            identity = Identity.load(name, library)
+        except AnybodyError as error:
+            rows.append((name, "unreadable", "", "", "", f"! {error.problem}"))
+            continue
+        note = "" if fits(identity) else f"! does not fit {model}"
+        widths = "+".join(str(e.shape[1]) for e in identity.encoder_embeddings.values())
+        rows.append((name, identity.method, identity.base_model, widths, str(identity.metadata.get("created", ""))[:10],
+                     note))
+    widths_ = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths_)).rstrip())
+    return 0
+
+
+def _fit_checker(model: str | None):
+    """identity -> whether it fits `model` (always True without one; the model is loaded only if named)."""
+    if not model:
+        return lambda identity: True
+    from anybody.errors import AnybodyError
+    from anybody.generation import check_fits
+    from anybody.models import load_pipeline
+
+    pipe = load_pipeline(model, device="cpu")
+
+    def fits(identity) -> bool:
+        try:
+            check_fits(identity, pipe)
+        except AnybodyError:
+            return False
+        return True
+    return fits
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from anybody.identity import Identity
+    from anybody.identity.formats import FORMATS, export_file_name, export_identity
+
+    identity = Identity.load(args.identity, args.library)
+    out = Path(args.out) if args.out else Path(EXPORTS) / export_file_name(identity, args.format)
+    path = export_identity(identity, args.format, out, token=args.token)
+    print(f"{path}\n  {FORMATS[args.format].prompt}")
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    from anybody.identity import require_free, validate_name
+    from anybody.identity.formats import import_embedding
+    from anybody.models import load_pipeline, text_encoders
+
+    name = validate_name(args.name)
+    if not args.replace:
+        require_free([name], args.library, learning=False)
+    widths = None
+    if args.model:
+        pipe = load_pipeline(args.model, device="cpu")
+        widths = {key: encoder.get_input_embeddings().weight.shape[1] for key, _, encoder in text_encoders(pipe)}
+    identity = import_embedding(args.file, name, widths)
+    if args.model:
+        identity.metadata["base_model"] = args.model
+    path = identity.save(library=args.library)
+    print(f"Imported {name} ({identity.token_count} vectors): {path}")
+    return 0
