@@ -75,3 +75,10 @@ def require_finite(value: float, what: str, flag: str, example: object, *, posit
     if not (0 < value < math.inf if positive else 0 <= value < math.inf):  # also False for NaN
         kind = "a finite positive number" if positive else "a finite number, 0 or more"
         raise UsageError(f"The {what} must be {kind} (got {value})", f"Pass {flag} {example}, for example")
+
+
+def misuse(problem: str, fix: str, kind: type[Exception] = ValueError) -> Exception:
+    """A programming mistake against the package's own API (not something a user typed): a ValueError (or
+    `kind`, e.g. RuntimeError for a call out of order) in the same "problem. fix." wording. The CLI does not
+    print these as advice: they are bugs, shown with their traceback."""
+    return kind(f"{problem.rstrip('.')}. {fix.rstrip('.')}.")

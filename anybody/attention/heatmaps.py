@@ -23,7 +23,7 @@ from anybody.attention.layers import SEFI_LEVEL, Resolution, as_resolution, late
 from anybody.attention.processors import install
 from anybody.attention.store import AttentionStore
 from anybody.attention.tokens import PromptWord, prompt_words
-from anybody.errors import UsageError
+from anybody.errors import UsageError, misuse
 from anybody.storage import write_with
 
 # Jet's control points (position, red, green, blue): dark blue, blue, cyan, yellow, red, dark red.
@@ -63,8 +63,8 @@ class AttentionAverager(AttentionStore):
             if wanted is not None and maps.shape[0] == 2 * wanted:
                 maps = maps[wanted:]
             elif wanted is not None and maps.shape[0] != wanted:
-                raise UsageError(f"The UNet ran batch {maps.shape[0]}, neither {wanted} images nor twice that "
-                                 "with guidance", "Pass conditional_batch = the number of images generated")
+                raise misuse(f"The UNet ran batch {maps.shape[0]}, neither {wanted} images nor twice that "
+                             "with guidance", "Pass conditional_batch = the number of images generated")
             self.total = maps if self.total is None else self.total + maps
             self.count += 1
 
@@ -76,8 +76,8 @@ class AttentionAverager(AttentionStore):
     def average(self) -> torch.Tensor:
         """(batch, tokens, height, width): the mean map of every token position."""
         if self.total is None or self.resolution is None:
-            raise UsageError("No attention was recorded during the generation",
-                             "Choose a resolution at which the UNet has cross-attention (resolution_for)")
+            raise misuse("No attention was recorded during the generation",
+                         "Choose a resolution at which the UNet has cross-attention (resolution_for)", RuntimeError)
         height, width = self.resolution
         mean = self.total / self.count
         return mean.transpose(1, 2).reshape(mean.shape[0], mean.shape[2], height, width)
@@ -205,8 +205,8 @@ def attention_heatmaps(
     there as a PNG.
     """
     if pipe_kwargs.get("num_images_per_prompt", 1) != 1 or not isinstance(prompt, str):
-        raise UsageError("attention_heatmaps draws one picture from one prompt",
-                         "Pass a single prompt string and leave num_images_per_prompt at 1")
+        raise misuse("attention_heatmaps draws one picture from one prompt",
+                     "Pass a single prompt string and leave num_images_per_prompt at 1")
     pipe_kwargs.pop("output_type", None)  # the sheet needs a PIL picture
     unet = pipe.unet
     if height is None and width is None:  # the model's native size, as the pipeline itself would pick

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from anybody.errors import ModelError, UsageError
+from anybody.errors import ModelError, UsageError, misuse
 from anybody.methods.sefi import ATTENTION_LEVEL
 
 Resolution = tuple[int, int]  # (height, width) of the query grid, in latent pixels
@@ -44,8 +44,8 @@ def as_resolution(size: int | Resolution) -> Resolution:
     except (TypeError, ValueError):
         pair = ()
     if len(pair) != 2 or min(pair) < 1:
-        raise UsageError(f"A size must be a positive int or a (height, width) pair, not {size!r}",
-                         "Pass for example 64 or (64, 48)")
+        raise misuse(f"A size must be a positive int or a (height, width) pair, not {size!r}",
+                     "Pass for example 64 or (64, 48)")
     return pair  # type: ignore[return-value]
 
 

@@ -20,7 +20,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from anybody.errors import UsageError
+from anybody.errors import misuse
 from anybody.methods.sefi import ATTENTION_LOSS_WEIGHT
 
 TokenChoice = Literal["all", "identity", "prompt"]
@@ -47,20 +47,20 @@ def face_attention_loss(
     references = [reference] if isinstance(reference, torch.Tensor) else list(reference)
     targets = [target] if isinstance(target, torch.Tensor) else list(target)
     if not targets:
-        raise UsageError("No attention maps were recorded",
-                         "Install the processors (install(unet, store)) and set store.resolution to a "
-                         "cross-attention resolution of this UNet (resolution_for)")
+        raise misuse("No attention maps were recorded",
+                     "Install the processors (install(unet, store)) and set store.resolution to a "
+                     "cross-attention resolution of this UNet (resolution_for)", RuntimeError)
     if len(references) != len(targets):
-        raise UsageError(f"{len(references)} reference maps but {len(targets)} target maps",
-                         "Record both from the same UNet call (store.reference_states)")
+        raise misuse(f"{len(references)} reference maps but {len(targets)} target maps",
+                     "Record both from the same UNet call (store.reference_states)")
     target_columns, reference_columns = _columns(tokens, identity_positions, reference_positions, prompt_length,
                                                  targets[0].shape[-1])
     losses = []
     for reference_maps, target_maps in zip(references, targets, strict=True):
         if reference_maps.shape != target_maps.shape:
-            raise UsageError(f"Reference maps {tuple(reference_maps.shape)} and target maps "
-                             f"{tuple(target_maps.shape)} differ in shape",
-                             "Record both from the same queries and prompts encoded to the same length")
+            raise misuse(f"Reference maps {tuple(reference_maps.shape)} and target maps "
+                         f"{tuple(target_maps.shape)} differ in shape",
+                         "Record both from the same queries and prompts encoded to the same length")
         fixed = reference_maps.detach().to(target_maps.dtype)
         selected_target = target_maps if target_columns is None else target_maps[..., target_columns]
         selected_reference = fixed if reference_columns is None else fixed[..., reference_columns]
@@ -75,21 +75,21 @@ def _columns(tokens: str, identity_positions: Sequence[int] | None, reference_po
         return None, None
     if tokens == "prompt":
         if prompt_length is None or not 1 <= prompt_length <= width:
-            raise UsageError(f"tokens='prompt' needs prompt_length between 1 and {width}, not {prompt_length}",
-                             "Pass prompt_length=anybody.attention.prompt_length(tokenizer, prompt)")
+            raise misuse(f"tokens='prompt' needs prompt_length between 1 and {width}, not {prompt_length}",
+                         "Pass prompt_length=anybody.attention.prompt_length(tokenizer, prompt)")
         return list(range(prompt_length)), list(range(prompt_length))
     if tokens == "identity":
         if not identity_positions:
-            raise UsageError("tokens='identity' needs the identity token positions",
-                             "Pass identity_positions=anybody.attention.token_positions(tokenizer, prompt, tokens)")
+            raise misuse("tokens='identity' needs the identity token positions",
+                         "Pass identity_positions=anybody.attention.token_positions(tokenizer, prompt, tokens)")
         target_columns = [int(position) for position in identity_positions]
         reference_columns = (target_columns if reference_positions is None
                              else [int(position) for position in reference_positions])
         if len(reference_columns) not in (1, len(target_columns)):
-            raise UsageError(f"{len(reference_columns)} reference positions for {len(target_columns)} identity "
-                             "positions", "Give one reference position, or one per identity position")
+            raise misuse(f"{len(reference_columns)} reference positions for {len(target_columns)} identity "
+                         "positions", "Give one reference position, or one per identity position")
         if any(not 0 <= column < width for column in (*target_columns, *reference_columns)):
-            raise UsageError(f"A token position is outside the {width} recorded tokens",
-                             "Use positions in the padded encoding (the start token is position 0)")
+            raise misuse(f"A token position is outside the {width} recorded tokens",
+                         "Use positions in the padded encoding (the start token is position 0)")
         return target_columns, reference_columns
-    raise UsageError(f"Unknown token choice {tokens!r}", "Use 'all', 'identity' or 'prompt'")
+    raise misuse(f"Unknown token choice {tokens!r}", "Use 'all', 'identity' or 'prompt'")

@@ -20,7 +20,7 @@ from anybody.attention.layers import (
     cross_attention_modules,
 )
 from anybody.attention.store import AttentionStore
-from anybody.errors import UsageError
+from anybody.errors import misuse
 
 
 class CrossAttentionProcessor:
@@ -57,8 +57,8 @@ class CrossAttentionProcessor:
         key_source = self._context(attn, key_source, hidden_states, "key_states")
         value_source = self._context(attn, value_source, hidden_states, "value_states")
         if key_source.shape[1] != value_source.shape[1]:
-            raise UsageError(f"The key encoding has {key_source.shape[1]} tokens but the value encoding "
-                             f"{value_source.shape[1]}", "Encode both prompts to the same length (77 tokens)")
+            raise misuse(f"The key encoding has {key_source.shape[1]} tokens but the value encoding "
+                         f"{value_source.shape[1]}", "Encode both prompts to the same length (77 tokens)")
 
         heads = attn.heads
         query = self._split(attn.to_q(hidden_states), heads)
@@ -98,11 +98,11 @@ class CrossAttentionProcessor:
         if states is None:  # only when installed on a self-attention layer: attend to the image itself
             return hidden_states
         if states.shape[0] != hidden_states.shape[0]:
-            raise UsageError(
-                f"store.{what} has batch {states.shape[0]} but the UNet runs batch {hidden_states.shape[0]} in "
-                f"{self.layer}",
-                "Give one encoding per UNet sample (with classifier-free guidance: unconditional and conditional)",
-            )
+            raise misuse(
+            f"store.{what} has batch {states.shape[0]} but the UNet runs batch {hidden_states.shape[0]} in "
+            f"{self.layer}",
+            "Give one encoding per UNet sample (with classifier-free guidance: unconditional and conditional)",
+        )
         states = states.to(device=hidden_states.device, dtype=hidden_states.dtype)
         return attn.norm_encoder_hidden_states(states) if attn.norm_cross else states
 

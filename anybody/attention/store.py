@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from anybody.attention.layers import Resolution, as_resolution
-from anybody.errors import UsageError
+from anybody.errors import misuse
 
 
 @dataclass
@@ -34,8 +34,8 @@ class AttentionRecord:
         """(batch, heads, height, width, tokens): the maps laid out on the query grid."""
         maps = self.probabilities if which == "target" else self.reference
         if maps is None:
-            raise UsageError(f"No reference maps were recorded for {self.layer}",
-                             "Set store.reference_states before the UNet call")
+            raise misuse(f"No reference maps were recorded for {self.layer}",
+                         "Set store.reference_states before the UNet call", RuntimeError)
         height, width = self.resolution
         return maps.reshape(-1, self.heads, height, width, maps.shape[-1])
 
@@ -104,6 +104,7 @@ class AttentionStore:
         """The recorded maps of the reference keys against the same queries, one per layer."""
         missing = [record.layer for record in self.records if record.reference is None]
         if missing:
-            raise UsageError(f"No reference maps were recorded for {missing[0]}",
-                             "Set store.reference_states (the reference prompt's encoding) before the UNet call")
+            raise misuse(f"No reference maps were recorded for {missing[0]}",
+                     "Set store.reference_states (the reference prompt's encoding) before the UNet call",
+                     RuntimeError)
         return [record.reference for record in self.records]  # type: ignore[misc]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import torch
 from diffusers import DDPMScheduler
 
-from anybody.errors import UsageError
+from anybody.errors import misuse
 from anybody.identity import Identity
 from anybody.identity.stages import tokens_at
 
@@ -38,7 +38,7 @@ def teacher_target(run: Run, teacher: dict[str, Identity]) -> Target:
     """The frozen model's prediction with each teacher identity's tokens (its stage's pair, for SeFi)."""
     missing = [name for name in run.names if name not in teacher]
     if missing:
-        raise UsageError(f"The teacher has no identity for {', '.join(missing)}", "Give one per identity")
+        raise misuse(f"The teacher has no identity for {', '.join(missing)}", "Give one per identity")
 
     @torch.no_grad()
     def target(batch: Batch) -> torch.Tensor:

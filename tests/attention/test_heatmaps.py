@@ -11,7 +11,6 @@ from anybody.attention import (
     prompt_words,
     render_heatmaps,
 )
-from anybody.errors import UsageError
 from anybody.models.tokenizer import clip_tokenizer
 
 PROMPT = "a photo of a zxqvbnm person enjoying a cup of latte"
@@ -47,7 +46,7 @@ def test_averager_keeps_the_conditional_half_and_averages_heads_layers_and_steps
     average = averager.average()
     assert average.shape == (1, 3, 2, 2)
     assert torch.allclose(average, torch.full_like(average, 1.0))
-    with pytest.raises(UsageError, match="batch 3"):
+    with pytest.raises(ValueError, match="batch 3"):
         averager.record("layer", 1, torch.zeros(3, 4, 3))
 
 

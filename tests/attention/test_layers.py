@@ -75,7 +75,7 @@ def test_recording_at_sd15s_32x32_level_gives_the_papers_map_shape(sd15_meta_une
 def test_bad_levels_and_sizes_say_what_to_do(pipe):
     with pytest.raises(UsageError, match="level 3 does not exist"):
         resolution_for(pipe.unet, 16, 3)
-    with pytest.raises(UsageError, match="positive int"):
+    with pytest.raises(ValueError, match="positive int"):
         cross_attention_layers(pipe.unet, (16, 0))
     with pytest.raises(UsageError, match="multiples of 8"):
         latent_size_of(pipe, 130)

@@ -9,7 +9,6 @@ from anybody.attention import (
     resolution_for,
     token_positions,
 )
-from anybody.errors import UsageError
 
 REFERENCE_PROMPT = "a photo of the face of person"
 
@@ -127,17 +126,17 @@ def test_helpers_give_the_positions_the_options_need(pipe):
 
 def test_loss_misuse_says_what_to_do():
     maps = torch.softmax(torch.randn(8, 16, 77), -1)
-    with pytest.raises(UsageError, match="No attention maps"):
+    with pytest.raises(RuntimeError, match="No attention maps"):
         face_attention_loss([], [])
-    with pytest.raises(UsageError, match="identity token positions"):
+    with pytest.raises(ValueError, match="identity token positions"):
         face_attention_loss(maps, maps, "identity")
-    with pytest.raises(UsageError, match="prompt_length"):
+    with pytest.raises(ValueError, match="prompt_length"):
         face_attention_loss(maps, maps, "prompt")
-    with pytest.raises(UsageError, match="differ in shape"):
+    with pytest.raises(ValueError, match="differ in shape"):
         face_attention_loss(maps, maps[:4])
-    with pytest.raises(UsageError, match="Unknown token choice"):
+    with pytest.raises(ValueError, match="Unknown token choice"):
         face_attention_loss(maps, maps, "some")
-    with pytest.raises(UsageError, match="reference_states"):
+    with pytest.raises(RuntimeError, match="reference_states"):
         _no_reference()
 
 

@@ -9,7 +9,6 @@ from anybody.attention import (
     cross_attention_resolutions,
     install,
 )
-from anybody.errors import UsageError
 
 TOLERANCE = 1e-5
 
@@ -184,5 +183,5 @@ def test_install_restores_the_previous_processors_and_leaves_self_attention_alon
 def test_a_value_encoding_of_the_wrong_batch_says_what_to_do(pipe):
     unet = pipe.unet
     latents, timesteps, text = _inputs(pipe)
-    with install(unet, AttentionStore(value_states=text[:1])), pytest.raises(UsageError, match="batch 1"):
+    with install(unet, AttentionStore(value_states=text[:1])), pytest.raises(ValueError, match="batch 1"):
         unet(latents, timesteps, encoder_hidden_states=text)

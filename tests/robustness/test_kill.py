@@ -1,7 +1,7 @@
 """Nothing lost: `anybody learn` killed with SIGKILL at random moments leaves only complete, loadable files.
 
-One short learning run (the tiny model, a checkpoint after every step, `--replace` over the identity of
-the run before) is started again and again and killed at a moment drawn at random over the duration of a
+One short learning run (the tiny model, a checkpoint after every step and kept at the end, `--replace` over
+the identity of the run before) is started again and again and killed at a moment drawn at random over the duration of a
 whole run, so the kills fall in start-up, in learning, in checkpoint writes and in the final save. Two
 more kills are placed inside the atomic write itself, where random timing rarely lands: a checkpoint's
 temporary file complete but not yet renamed, and the identity's temporary file half written. After
@@ -154,7 +154,7 @@ def test_sigkill_at_any_moment_leaves_only_complete_loadable_files(server, tmp_p
     def argv(resume: bool = False) -> list[str]:
         return ["learn", str(photo), "--name", NAME, "--model", "tiny", "--library", str(library), "--steps",
                 str(STEPS), "--checkpoint-every", "1", "--views", "1", "--batch-size", "1", "--replace",
-                *(["--resume"] if resume else [])]
+                "--keep-checkpoint", *(["--resume"] if resume else [])]
 
     # A whole run: the reference identity, and when its first checkpoint and its identity file appear.
     began = time.monotonic()
@@ -251,3 +251,4 @@ def test_ctrl_c_saves_says_how_to_resume_and_resume_finishes_the_run(server, tmp
     assert server.run(argv(library, resume=True), tmp_path / "resumed.log") == 0
     assert f"Resuming from step {stopped_at} of {steps}" in (tmp_path / "resumed.log").read_text()
     assert torch.allclose(_embeddings(library), reference, atol=1e-5)  # as if never interrupted
+    assert not checkpoint.exists()  # a finished run removes its checkpoint
