@@ -9,6 +9,7 @@ its sub-commands and sets `run` on them:
     library.py   identities     list, show or remove identities
                  export         write an identity for diffusers, AUTOMATIC1111, ComfyUI, InvokeAI, kohya
                  import         add an existing textual-inversion embedding to the library
+    evaluate.py  evaluate       every method on the same photos and prompts, scored, with a report
     demo.py      demo           the whole path on the built-in tiny model
 
 Modules import model libraries only inside `run`, so `--help` and argument errors are quick. Every problem
@@ -29,7 +30,7 @@ from importlib import import_module
 from anybody import __version__, settings
 from anybody.errors import AnybodyError, Interrupted, out_of_memory
 
-COMMAND_MODULES = ("learn", "generate", "face", "basis", "library", "demo")
+COMMAND_MODULES = ("learn", "generate", "face", "basis", "library", "evaluate", "demo")
 log = logging.getLogger("anybody")
 
 
