@@ -1,0 +1,50 @@
+"""`anybody ui`: the local web app, on 127.0.0.1 unless --share-on-network, fully offline."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from anybody.interfaces.cli.options import add_device, add_library
+
+UI_DEFAULT_MODEL = "tiny"  # works on any machine with nothing downloaded; the page says its weights are random
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:
+    from anybody.interfaces.web import server
+
+    ui = commands.add_parser("ui", help="the local web app: learn, draw and manage identities in a browser",
+                             description="Start the web app and print its address. Nothing it does reaches the "
+                             "internet; the model must already be on this machine.")
+    ui.add_argument("--model", help="the model to learn and draw with: a Hub id already downloaded, a diffusers "
+                    f"folder, a .safetensors/.ckpt file, or a built-in tiny model (default: ANYBODY_MODEL, else "
+                    f"{UI_DEFAULT_MODEL}, random weights)")
+    add_device(ui)
+    ui.add_argument("--host", help=f"the address to listen on (default {server.LOOPBACK}; another needs "
+                    "--share-on-network)")
+    ui.add_argument("--port", type=int, default=server.PORT, help=f"(default {server.PORT})")
+    ui.add_argument("--share-on-network", action="store_true",
+                    help=f"listen on every interface ({server.ALL_INTERFACES}), so that other machines of the "
+                    "network can use the app: anyone who reaches the port can learn, draw and remove identities")
+    ui.add_argument("--max-upload-mb", type=float, default=server.MAX_UPLOAD_MB,
+                    help=f"the largest file a page may upload, in MB (default {server.MAX_UPLOAD_MB})")
+    ui.add_argument("--out", default=server.OUT, help=f"folder for the drawings (default {server.OUT})")
+    add_library(ui)
+    ui.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from anybody.errors import require_finite
+    from anybody.interfaces.web import server
+
+    host = server.choose_host(args.host, args.share_on_network)
+    server.require_free_port(host, args.port)
+    require_finite(args.max_upload_mb, "upload limit", "--max-upload-mb", server.MAX_UPLOAD_MB, positive=True)
+    if not server.is_loopback(host):
+        print(f"WARNING: listening on {host}: every machine that can reach port {args.port} can use the app, "
+              "upload files and remove identities. There is no password.", file=sys.stderr)
+    server.serve(args.model or os.environ.get("ANYBODY_MODEL") or UI_DEFAULT_MODEL, host=host, port=args.port,
+                 library=args.library, out=args.out, max_upload_mb=args.max_upload_mb, device=args.device,
+                 dtype=args.dtype)
+    return 0

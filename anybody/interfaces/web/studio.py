@@ -1,0 +1,309 @@
+"""What the web app does, without the web: one object over the same API the CLI uses.
+
+The Gradio layer (`app.py`) only turns pages into calls of a `Studio` and its results into components, so
+this file holds every decision the app makes (which model, which folder, what a face preview shows) and
+can be used and tested without Gradio. Nothing here learns or draws by itself: `learn`, `generate`,
+`attention_map`, `export_identity` and `import_embedding` do, exactly as for the command line.
+
+- The model is loaded once, on first use (the `ui` command touches it before serving, so a wrong model is
+  one line at the terminal), and kept. A lock makes sure one job at a time uses it, whoever calls.
+- Uploads and exports live in `work` (a temporary folder the caller removes); drawings go to `out`,
+  one folder per request, as `anybody generate` writes them.
+- Identities learned here keep their aligned face, small, in the library's hidden `.faces/NAME.png`,
+  tagged with the identity file's checksum: it is shown only beside the very file it was made with, so an
+  identity learned again elsewhere, or replaced, never shows a stale face.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from anybody.errors import AnybodyError
+from anybody.identity import Identity, library_names, require_free, validate_name
+from anybody.interfaces.cli.options import BUILT_IN_MODELS
+from anybody.learning.config import LearnConfig
+from anybody.learning.names import checkpoint_path
+from anybody.methods import METHODS
+
+FACE_FOLDER = ".faces"
+FACE_SIDE = 160  # px of the reference face kept beside an identity (a table thumbnail, not a photo)
+CHECKSUM_CHUNK = "identity_sha256"
+RESUME, START_OVER = "resume", "start over"  # what to do with an interrupted run's checkpoint
+
+
+@dataclass(frozen=True)
+class FacePreview:
+    """What will be learned from a photo: every face numbered, and the chosen one aligned."""
+
+    annotated: Image.Image  # the photo with numbered boxes, the chosen face highlighted
+    aligned: Image.Image  # the aligned face (the diffusion target) beside the recognizer's crop
+    sizes: list[int]  # width in px of face 0 (the largest), 1, ...
+    chosen: int
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One row of the library as the app lists it."""
+
+    name: str
+    method: str = ""
+    base_model: str = ""
+    family: str = ""
+    created: str = ""
+    note: str = ""  # why it cannot be drawn with the app's model, or why it cannot be read
+    face: Image.Image | None = None  # the reference face, for identities learned in the app
+
+
+class Studio:
+    """The app's model, library and folders, and every job it runs on them."""
+
+    def __init__(self, model: str, *, work: str | os.PathLike[str], out: str | os.PathLike[str],
+                 library: str | os.PathLike[str] | None = None, device: str | None = None,
+                 dtype: str | None = None, pipe: Any = None) -> None:
+        self.model = model
+        self.work = Path(work)
+        self.out = Path(out)
+        self.library = library
+        self.device, self.dtype = device, dtype
+        self._pipe = pipe
+        self._model_lock = threading.RLock()  # one model job at a time, even for callers outside Gradio
+        self._drawings = 0
+
+    @property
+    def random_weights(self) -> bool:
+        """True for a built-in model: its pictures are noise, which the page says."""
+        return self.model in BUILT_IN_MODELS
+
+    @property
+    def pipe(self) -> Any:
+        """The pipeline, loaded on first use and kept."""
+        with self._model_lock:
+            if self._pipe is None:
+                from anybody.models import load_pipeline
+
+                self._pipe = load_pipeline(self.model, device=self.device, dtype=self.dtype)
+            return self._pipe
+
+    # --- learn -------------------------------------------------------------------------------------
+
+    def preview(self, photo: str | os.PathLike[str], face_index: int | None = None) -> FacePreview:
+        """The faces in a photo and the aligned crop of the one that would be learned (no model needed)."""
+        from anybody.face import align_face, choose_face, find_faces, get_face_encoder, load_photo
+        from anybody.face.preview import annotate, side_by_side
+
+        image = load_photo(photo)
+        faces = find_faces(image)
+        face = choose_face(faces, face_index)
+        chosen = faces.index(face)
+        crop = get_face_encoder("dlib").crop(image, face)
+        return FacePreview(annotated=annotate(image, faces, chosen), sizes=[found.size for found in faces],
+                           aligned=side_by_side(align_face(image, face), crop), chosen=chosen)
+
+    def interrupted(self, name: str) -> bool:
+        """Whether an interrupted run of `name` left a checkpoint (a start then offers to resume it)."""
+        try:
+            return checkpoint_path([validate_name(name)], self.library).is_file()
+        except AnybodyError:
+            return False
+
+    def learn(self, photo: str | os.PathLike[str], name: str, method: str, steps: int,
+              face_index: int | None = None, *, if_interrupted: str = RESUME,
+              callback: Callable[[int, float], None] | None = None) -> Identity:
+        """Learn `name` from one photo on the app's model, as `anybody learn` does, and keep its face.
+
+        An interrupted run of the same name is resumed (`if_interrupted="resume"`) or discarded ("start
+        over"). `callback(step, loss)` is `learn`'s: raising KeyboardInterrupt from it stops learning with
+        the checkpoint kept (`Interrupted`).
+        """
+        from anybody.face import load_photo
+        from anybody.learning import check_names, learn
+
+        if if_interrupted not in (RESUME, START_OVER):
+            raise ValueError(f"if_interrupted must be {RESUME!r} or {START_OVER!r}, not {if_interrupted!r}")
+        config = LearnConfig.for_method(method, steps=steps, face_index=face_index)
+        config.check()
+        resume = if_interrupted == RESUME and self.interrupted(name)
+        restart = if_interrupted == START_OVER
+        names = check_names([photo], [name], config, self.library, resume=resume, restart=restart)
+        load_photo(photo)  # a bad file is refused before the model is touched
+        with self._model_lock:
+            identity = learn([photo], names, self.pipe, config, library=self.library, resume=resume,
+                             restart=restart, callback=callback, progress=False)[0]
+        saved = Identity.load(identity.path)  # as read back: with the checksum the file was sealed with
+        self._keep_face(saved, photo, config.face_index)
+        return saved
+
+    def _keep_face(self, identity: Identity, photo: str | os.PathLike[str], face_index: int | None) -> None:
+        from anybody.face import align_face, choose_face, find_faces, load_photo
+        from anybody.storage import write_with
+
+        image = load_photo(photo)
+        face = align_face(image, choose_face(find_faces(image), face_index), FACE_SIDE)
+        info = PngInfo()
+        info.add_text(CHECKSUM_CHUNK, _checksum(identity))
+        write_with(self._face_path(identity.name), lambda stream: face.save(stream, format="PNG", pnginfo=info))
+
+    def _face_path(self, name: str) -> Path:
+        from anybody import settings
+
+        return settings.library_folder(self.library) / FACE_FOLDER / f"{validate_name(name)}.png"
+
+    def face_of(self, identity: Identity) -> Image.Image | None:
+        """The face the identity was learned from in this app, if its file is still the one learned then."""
+        path = self._face_path(identity.name)
+        if not path.is_file():
+            return None
+        with Image.open(path) as picture:
+            if picture.text.get(CHECKSUM_CHUNK) != _checksum(identity):
+                return None
+            return picture.convert("RGB")
+
+    # --- draw --------------------------------------------------------------------------------------
+
+    def draw(self, prompt: str, names: Sequence[str], *, negative_prompt: str | None, seed: int, steps: int,
+             guidance: float, width: int | None, height: int | None, count: int) -> Any:
+        """Draw as `anybody generate` does, into a new folder under `out`: the same PNGs, text chunks and
+        contact sheet. Returns the `GenerationResult` (its `paths` are the PNG files)."""
+        from anybody.generation import generate
+
+        folder = self._new_folder()
+        with self._model_lock:
+            try:
+                return generate(prompt, list(names), self.pipe, num_images_per_prompt=count,
+                                num_inference_steps=steps, guidance_scale=guidance, seed=seed,
+                                negative_prompt=negative_prompt or None, width=width, height=height,
+                                out_dir=folder, library=self.library)
+            finally:
+                self._after_drawing(folder)
+
+    def attention(self, prompt: str, names: Sequence[str], *, seed: int, steps: int, guidance: float) -> Path:
+        """One picture and, for every word, where its cross-attention went (`anybody attention`)."""
+        from anybody.generation import attention_map
+
+        folder = self._new_folder()
+        with self._model_lock:
+            try:
+                folder.mkdir(parents=True)
+                return attention_map(prompt, list(names), self.pipe, out=folder / "attention.png", seed=seed,
+                                     num_inference_steps=steps, guidance_scale=guidance, library=self.library)
+            finally:
+                self._after_drawing(folder)
+
+    def _new_folder(self) -> Path:
+        """A folder under `out` no other drawing uses: the date and time, and a counter."""
+        self._drawings += 1
+        return self.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self._drawings:03d}"
+
+    def _after_drawing(self, folder: Path) -> None:
+        """Take SeFi-IDE's stage switch off the kept pipeline (learning must find it plain), and drop the
+        folder of a drawing that failed before writing anything."""
+        switch = getattr(self._pipe, "anybody_stage_switch", None)
+        if switch is not None:
+            switch.remove()
+            del self._pipe.anybody_stage_switch
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+    # --- the library -------------------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every identity in the library, readable or not, with what the app knows of it."""
+        from anybody.generation import check_fits
+
+        entries = []
+        for name in library_names(self.library):
+            try:
+                identity = Identity.load(name, self.library)
+            except AnybodyError as error:
+                entries.append(Entry(name, method="unreadable", note=error.problem))
+                continue
+            note = ""
+            if self._pipe is not None:
+                try:
+                    check_fits(identity, self._pipe)
+                except AnybodyError as error:
+                    note = f"does not fit {self.model}: {error.problem}"
+            entries.append(Entry(name, identity.method, identity.base_model,
+                                 str(identity.metadata.get("family", "unknown")),
+                                 str(identity.metadata.get("created", ""))[:10], note, self.face_of(identity)))
+        return entries
+
+    def stages_of(self, name: str) -> int:
+        """How many denoising stages the identity has its own tokens for (SeFi-IDE; 0 for the others)."""
+        return Identity.load(name, self.library).stages
+
+    def details(self, name: str) -> dict[str, object]:
+        """What `anybody identities show NAME` prints, as a dict."""
+        identity = Identity.load(name, self.library)
+        shown: dict[str, object] = {"name": identity.name, "file": str(identity.path),
+                                    "bytes": identity.path.stat().st_size if identity.path else None}
+        for encoder, embeddings in identity.encoder_embeddings.items():
+            shown[f"{encoder}.embeddings"] = list(embeddings.shape)
+            coefficients = identity.encoder_coefficients.get(encoder)
+            if coefficients is not None:
+                shown[f"{encoder}.coefficients"] = list(coefficients.shape)
+        if identity.stages:
+            shown["stages"] = identity.stages
+        return shown | {"metadata": dict(sorted(identity.metadata.items()))}
+
+    def export(self, name: str, format: str) -> tuple[Path, str]:
+        """The identity in one of `FORMATS`, in a new folder of `work`, and how to use it there. A folder
+        export (SDXL for diffusers) comes zipped, so that it is one download."""
+        from anybody.identity.formats import default_token, export_identity, export_path, prompt_hint
+
+        identity = Identity.load(name, self.library)
+        folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.work))
+        path = export_identity(identity, format, export_path(identity, format, folder))
+        hint = prompt_hint(format, path, token=default_token(identity.name), vectors=identity.token_count)
+        if path.is_dir():
+            return Path(shutil.make_archive(str(path), "zip", root_dir=path)), hint
+        return path, hint
+
+    def import_embedding(self, file: str | os.PathLike[str], name: str) -> Identity:
+        """Add a textual-inversion embedding under `name`, as `anybody import FILE --name NAME --model M` does
+        with the app's model (its width checked)."""
+        from anybody.identity.formats import import_embedding
+        from anybody.models import text_encoders
+
+        checked = validate_name(name)
+        require_free([checked], self.library, learning=False)
+        with self._model_lock:
+            widths = {key: encoder.get_input_embeddings().weight.shape[1]
+                      for key, _, encoder in text_encoders(self.pipe)}
+        identity = import_embedding(file, checked, widths)
+        identity.metadata["base_model"] = self.model
+        identity.save(library=self.library)
+        return identity
+
+    def remove(self, name: str) -> None:
+        """Delete the identity's file (and the face kept for it)."""
+        identity = Identity.load(name, self.library)
+        if identity.path is not None:
+            identity.path.unlink()
+        self._face_path(identity.name).unlink(missing_ok=True)
+
+
+def _checksum(identity: Identity) -> str:
+    """What ties a kept face to one identity file: its checksum, or for a file without one its creation time."""
+    return str(identity.metadata.get("sha256") or identity.metadata.get("created") or identity.name)
+
+
+def learning_steps(method: str) -> int:
+    """The method's own default number of steps (the paper's)."""
+    return LearnConfig.for_method(method).steps
+
+
+def method_choices() -> list[tuple[str, str]]:
+    """Every learning method, so that one added later appears in the app with no change here."""
+    return [(f"{method.name}: {method.summary}", method.name) for method in METHODS.values()]
