@@ -3,6 +3,10 @@ does the same for a folder another library writes, such as a built-in model).
 
 A crash, a kill or a full disk at any moment leaves either the previous file or the new one, never a
 half-written file: identity files, checkpoints, basis caches, images and reports alike.
+
+Files and folders are created with the mode the umask gives any new one (0644 and 0755 under umask 022),
+not `tempfile`'s private 0600/0700, which the rename would keep: an A1111 or ComfyUI running as another
+user must be able to read an export. A stricter umask (077) keeps everything private.
 """
 
 from __future__ import annotations
@@ -11,12 +15,12 @@ import errno
 import io
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 from anybody.errors import AnybodyError
 
@@ -33,7 +37,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO]
     target = Path(path)
     try:  # a full disk, a read-only folder or a file in the way can fail these two already
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        handle, temporary = _new_beside(target, lambda path: os.open(path, _NEW_FILE, 0o666))
     except OSError as error:
         raise (_user_error(error, target) or error) from error
     try:
@@ -58,7 +62,7 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     is never seen under its name. If another process put `path` there meanwhile, theirs is kept."""
     target = Path(path)
     make_folder(target.parent)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    _, staging = _new_beside(target, lambda path: os.mkdir(path, 0o777))
     try:
         yield staging
         try:  # the data on disk before the name: a delayed-allocation full disk shows up here
@@ -77,6 +81,24 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
         _sync_folder(target.parent)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+Created = TypeVar("Created")
+# Like tempfile.mkstemp's flags: a new file only, never through a link, not inherited by child processes.
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | \
+    getattr(os, "O_BINARY", 0)
+
+
+def _new_beside(target: Path, create: Callable[[Path], Created]) -> tuple[Created, Path]:
+    """Create a hidden, uniquely named `.NAME.<random>.tmp` beside `target` with `create` (which must refuse
+    an existing path, as O_EXCL and mkdir do), letting the umask set its mode as for any new file."""
+    for _ in range(100):
+        candidate = target.parent / f".{target.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return create(candidate), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "No free temporary name", str(target))
 
 
 def _user_error(error: OSError, target: Path) -> AnybodyError | None:

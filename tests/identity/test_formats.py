@@ -1,8 +1,12 @@
-"""Exports load in diffusers' own loader and draw like anybody; imports read every format; bad files are refused."""
+"""Exports load in diffusers' own loader and draw like anybody, and follow each tool's own rules (kohya's token
+rule, InvokeAI's probe); imports read every format, diffusers' SDXL training output whole; bad files are refused;
+nothing is overwritten without `replace`; files get the umask's mode."""
 
 from __future__ import annotations
 
+import os
 import pickle
+import stat
 import tempfile
 from pathlib import Path
 
@@ -15,9 +19,17 @@ from safetensors.torch import load_file, safe_open, save_file
 from anybody.errors import IdentityError, UsageError
 from anybody.generation import apply
 from anybody.identity import Identity, token_strings
-from anybody.identity.formats import FORMATS, export_file_name, export_identity, import_embedding
+from anybody.identity.formats import (
+    FORMATS,
+    export_file_name,
+    export_identity,
+    export_path,
+    import_embedding,
+    prompt_hint,
+)
 from anybody.identity.tokens import install_tokens
 from anybody.models import load_pipeline
+from anybody.models.tokenizer import clip_tokenizer
 
 WIDTH = 32  # the tiny model's text-encoder width
 PROMPT = "a photo of <alice>"
@@ -66,6 +78,12 @@ def _assert_same_tensors(left: object, right: object) -> None:
 
 
 @pytest.fixture(scope="module")
+def pipe():
+    """This module's own tiny pipeline: each test loads its identity under its own name, so none collide."""
+    return load_pipeline("tiny", device="cpu")
+
+
+@pytest.fixture(scope="module")
 def reference_prompt() -> torch.Tensor:
     """The prompt embeddings with the identity installed by anybody, tokenized without diffusers' rewrite."""
     pipe = load_pipeline("tiny", device="cpu")
@@ -81,26 +99,27 @@ def reference_prompt() -> torch.Tensor:
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
 def test_every_export_loads_in_diffusers_and_encodes_exactly_as_anybody_installs_it(
-        tiny_pipe, tmp_path, fmt, reference_prompt):
+        pipe, tmp_path, fmt, reference_prompt):
     identity = _identity()
     path = _export(identity, fmt, tmp_path)
-    tiny_pipe.load_textual_inversion(str(path), token="<alice>")
-    ids = tiny_pipe.tokenizer.convert_tokens_to_ids(token_strings("alice", 2))
-    rows = tiny_pipe.text_encoder.get_input_embeddings().weight[ids]
-    assert torch.equal(rows, identity.embeddings)
+    token = f"<alice-{fmt}>"  # the same rows under another token encode the same prompt
+    pipe.load_textual_inversion(str(path), token=token)
+    ids = pipe.tokenizer.convert_tokens_to_ids([token, f"{token}_1"])
+    assert torch.equal(pipe.text_encoder.get_input_embeddings().weight[ids], identity.embeddings)
     with torch.no_grad():
-        embeds = tiny_pipe.encode_prompt(PROMPT, "cpu", 1, False)[0]
+        embeds = pipe.encode_prompt(f"a photo of {token}", "cpu", 1, False)[0]
     assert embeds.dtype == torch.float32
     torch.testing.assert_close(embeds, reference_prompt, atol=1e-6, rtol=0)
 
 
-@pytest.mark.parametrize("fmt", ["diffusers", "a1111"])
-def test_diffusers_finds_the_token_in_the_file_without_being_told(tiny_pipe, tmp_path, fmt):
-    # "alice" is already a CLIP word, which diffusers refuses as a new token: the files say "<alice>".
-    assert "alice" in tiny_pipe.tokenizer.get_vocab()
-    tiny_pipe.load_textual_inversion(str(_export(_identity(), fmt, tmp_path)))
-    vocabulary = tiny_pipe.tokenizer.get_vocab()
-    assert "<alice>" in vocabulary and "<alice>_1" in vocabulary
+@pytest.mark.parametrize("fmt", [name for name, spec in FORMATS.items() if spec.token_in_file])
+def test_diffusers_finds_the_token_in_the_file_without_being_told(pipe, tmp_path, fmt):
+    # "alice" is already a CLIP word, which diffusers refuses as a new token: the files say "<name>".
+    assert "alice" in pipe.tokenizer.get_vocab()
+    name = f"found-{fmt}"
+    pipe.load_textual_inversion(str(_export(_identity(name=name), fmt, tmp_path)))
+    vocabulary = pipe.tokenizer.get_vocab()
+    assert f"<{name}>" in vocabulary and f"<{name}>_1" in vocabulary
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -133,10 +152,9 @@ def test_a1111_pt_has_the_webui_structure(tmp_path):
         "<alice>", 7, None, "tiny")
 
 
-@pytest.mark.parametrize("fmt", ["a1111-safetensors", "kohya", "comfyui"])
+@pytest.mark.parametrize("fmt", [name for name, spec in FORMATS.items() if spec.writer == "single-tensor"])
 def test_single_tensor_formats_hold_one_emb_params_tensor(tmp_path, fmt):
     path = _export(_identity(), fmt, tmp_path)
-    assert path.name == "alice.safetensors"  # the file name is the prompt word in A1111 and ComfyUI
     data = load_file(path)
     assert list(data) == ["emb_params"] and data["emb_params"].dtype == torch.float32
     assert torch.equal(data["emb_params"], _identity().embeddings)
@@ -162,7 +180,7 @@ def test_exports_are_fresh_float32_copies_even_of_half_precision_views(tmp_path)
 
 def test_sdxl_exports_clip_l_and_clip_g_and_imports_both_encoders(tmp_path):
     identity = _sdxl_identity()
-    for fmt in ("a1111", "a1111-safetensors", "kohya", "comfyui"):
+    for fmt in (name for name, spec in FORMATS.items() if spec.sdxl_suffix):
         path = _export(identity, fmt, tmp_path / fmt)
         assert path.suffix == ".safetensors"
         data = load_file(path)
@@ -182,31 +200,47 @@ def test_sdxl_exports_clip_l_and_clip_g_and_imports_both_encoders(tmp_path):
         export_identity(identity, "diffusers", tmp_path / "alice.safetensors")
 
 
+@pytest.fixture(scope="module")
+def sdxl_pipe():
+    return load_pipeline("tiny-sdxl", device="cpu")
+
+
+def _sdxl_widths(pipe) -> tuple[int, int]:
+    return tuple(encoder.get_input_embeddings().weight.shape[1] for encoder in (pipe.text_encoder,
+                                                                                 pipe.text_encoder_2))
+
+
+@pytest.fixture(scope="module")
+def sdxl_reference(sdxl_pipe) -> tuple:
+    """The SDXL prompt encodings with the identity installed by anybody, on a pipeline of its own."""
+    ours = load_pipeline("tiny-sdxl", device="cpu")
+    apply(ours, _sdxl_identity(widths=_sdxl_widths(sdxl_pipe)))
+    with torch.no_grad():
+        return ours.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
+
+
 @pytest.mark.parametrize("fmt", list(FORMATS))
-def test_every_sdxl_export_loads_in_diffusers_with_one_call_per_encoder(tmp_path, fmt):
+def test_every_sdxl_export_loads_in_diffusers_with_one_call_per_encoder(sdxl_pipe, sdxl_reference, tmp_path, fmt):
     """On a real (tiny) SDXL pipeline: the rows equal the identity's, and the prompt encodes as anybody's."""
-    pipe = load_pipeline("tiny-sdxl", device="cpu")
-    widths = tuple(encoder.get_input_embeddings().weight.shape[1] for encoder in (pipe.text_encoder,
-                                                                                  pipe.text_encoder_2))
-    identity = _sdxl_identity(widths=widths)
+    pipe = sdxl_pipe
+    identity = _sdxl_identity(widths=_sdxl_widths(pipe))
     path = _export(identity, fmt, tmp_path)
+    token = f"<alice-{fmt}>"
     pairs = {"text_encoder": (pipe.tokenizer, pipe.text_encoder), "text_encoder_2": (pipe.tokenizer_2,
                                                                                       pipe.text_encoder_2)}
     for encoder_name, (tokenizer, encoder) in pairs.items():
         if path.is_dir():  # diffusers: a folder with one learned_embeds file per encoder
-            pipe.load_textual_inversion(str(path), subfolder=encoder_name, token="<alice>", tokenizer=tokenizer,
+            pipe.load_textual_inversion(str(path), subfolder=encoder_name, token=token, tokenizer=tokenizer,
                                         text_encoder=encoder)
-        else:  # A1111, kohya, ComfyUI: {clip_l, clip_g}, one tensor per encoder (as diffusers' docs load them)
+        else:  # the others: {clip_l, clip_g}, one tensor per encoder (as diffusers' docs load them)
             tensor = load_file(path)[{"text_encoder": "clip_l", "text_encoder_2": "clip_g"}[encoder_name]]
-            pipe.load_textual_inversion(tensor, token="<alice>", tokenizer=tokenizer, text_encoder=encoder)
-        ids = tokenizer.convert_tokens_to_ids(token_strings("alice", 2))
+            pipe.load_textual_inversion(tensor, token=token, tokenizer=tokenizer, text_encoder=encoder)
+        ids = tokenizer.convert_tokens_to_ids([token, f"{token}_1"])
         assert torch.equal(encoder.get_input_embeddings().weight[ids], identity.encoder_embeddings[encoder_name])
-    ours = load_pipeline("tiny-sdxl", device="cpu")
-    apply(ours, identity)
     with torch.no_grad():
-        loaded = pipe.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
-        installed = ours.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
-    for theirs, own in zip(loaded, installed):
+        loaded = pipe.encode_prompt(f"a photo of {token}", device="cpu", num_images_per_prompt=1,
+                                    do_classifier_free_guidance=False)
+    for theirs, own in zip(loaded, sdxl_reference):
         if own is not None:
             torch.testing.assert_close(theirs, own, atol=1e-6, rtol=0)
 

@@ -70,9 +70,9 @@ def disk(monkeypatch):
             faulty.fdopen = lambda *args, **kwargs: _FillingFile(os.fdopen(*args, **kwargs), left)
         elif where == "fsync":
             faulty.fsync = _fail(code)
+        elif where == "create":  # creating the temporary file beside the target
+            faulty.open = _fail(code)
         monkeypatch.setattr(anybody.storage, "os", faulty)
-        if where == "create":
-            monkeypatch.setattr(anybody.storage.tempfile, "mkstemp", _fail(code))
 
     return fill
 

@@ -1,4 +1,8 @@
-"""The identity library from the command line: `identities`, `export`, `import`."""
+"""The identity library from the command line: `identities`, `export`, `import`.
+
+Only the format table (`anybody.identity.formats`, plain data) is imported to build the parsers; the
+writers and readers, which need torch, are imported when `export` or `import` runs.
+"""
 
 from __future__ import annotations
 
@@ -24,17 +28,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     identities.add_argument("--yes", action="store_true", help="remove without asking")
     identities.set_defaults(run=run_identities)
 
-    export = commands.add_parser("export", help="write an identity for diffusers, AUTOMATIC1111, kohya or ComfyUI")
+    export = commands.add_parser(
+        "export", help="write an identity for A1111, ComfyUI, InvokeAI, kohya or diffusers",
+        description=f"Each format goes to its own folder under {EXPORTS}/ unless --out says where; the command "
+        "prints the word to type in the tool's prompt.")
     export.add_argument("identity", help="a library name or an identity file")
     export.add_argument("--format", required=True, choices=tuple(FORMATS),
-                        help="; ".join(f"{name}: {spec.prompt}" for name, spec in FORMATS.items()))
-    export.add_argument("--out", help=f"the file (or SDXL diffusers folder) to write (default: in {EXPORTS}/)")
-    export.add_argument("--token", help="diffusers only: the prompt token (default <name>)")
+                        help="; ".join(f"{name}: {spec.tools}" for name, spec in FORMATS.items()))
+    export.add_argument("--out", help=f"the file (or SDXL diffusers folder) to write (default: "
+                                      f"{EXPORTS}/FORMAT/NAME...; in A1111, ComfyUI, InvokeAI and kohya the file "
+                                      "name is the prompt word)")
+    export.add_argument("--token", help="a1111 and diffusers: the token stored in the file (default <NAME>)")
+    export.add_argument("--replace", action="store_true", help="overwrite an existing file (default: refuse)")
     add_library(export)
     export.set_defaults(run=run_export)
 
     import_ = commands.add_parser("import", help="add an existing textual-inversion embedding to the library")
-    import_.add_argument("file", help=".safetensors, or .pt/.bin (read without running any code)")
+    import_.add_argument("file", help=".safetensors, .pt/.bin (read without running any code), or a diffusers "
+                                      "training output folder (SDXL: learned_embeds.safetensors and "
+                                      "learned_embeds_2.safetensors, read together)")
     import_.add_argument("--name", required=True, help="the identity's name in the library")
     import_.add_argument("--model", help="check that the embedding's width fits this model")
     import_.add_argument("--replace", action="store_true", help="replace an identity of the same name")
@@ -118,12 +130,16 @@ def _fit_checker(model: str | None):
 
 def run_export(args: argparse.Namespace) -> int:
     from anybody.identity import Identity
-    from anybody.identity.formats import FORMATS, export_file_name, export_identity
+    from anybody.identity.formats import default_token, export_identity, export_path, prompt_hint
 
     identity = Identity.load(args.identity, args.library)
-    out = Path(args.out) if args.out else Path(EXPORTS) / export_file_name(identity, args.format)
-    path = export_identity(identity, args.format, out, token=args.token)
-    print(f"{path}\n  {FORMATS[args.format].prompt}")
+    out = Path(args.out) if args.out else export_path(identity, args.format, EXPORTS)
+    path = export_identity(identity, args.format, out, token=args.token, replace=args.replace)
+    hint = prompt_hint(args.format, path, token=args.token or default_token(identity.name),
+                       vectors=identity.token_count)
+    print(path)
+    for line in hint.splitlines():
+        print(f"  {line}")
     return 0
 
 
