@@ -13,20 +13,20 @@ from anybody.generation import apply, generate
 from anybody.identity import Identity, token_strings
 from anybody.learning import LearnConfig, learn
 from anybody.learning.conditioning import PromptEncoder
-from anybody.models import load_pipeline, model_family, text_encoders
+from anybody.models import model_family, text_encoders
 
 FAMILIES = {"tiny": "sd1", "tiny-sd2": "sd2", "tiny-sdxl": "sdxl"}
 
 
 @pytest.mark.parametrize("model", FAMILIES)
-def test_the_family_is_read_from_the_loaded_components(model):
-    assert model_family(load_pipeline(model, device="cpu")) == FAMILIES[model]
+def test_the_family_is_read_from_the_loaded_components(model, tiny_pipeline):
+    assert model_family(tiny_pipeline(model)) == FAMILIES[model]
 
 
 @pytest.mark.parametrize("model", FAMILIES)
-def test_learning_feeds_the_unet_exactly_what_the_familys_pipeline_does(model):
+def test_learning_feeds_the_unet_exactly_what_the_familys_pipeline_does(model, tiny_pipeline):
     """The prompt encoding used for learning equals the diffusers pipeline's own (SDXL: pooled too)."""
-    pipe = load_pipeline(model, device="cpu")
+    pipe = tiny_pipeline(model)
     rows = {name: torch.randn(2, encoder.get_input_embeddings().weight.shape[1])
             for name, _, encoder in text_encoders(pipe)}
     text = PromptEncoder(pipe, [token_strings("alice", 2)], rows, resolution=128)
@@ -64,8 +64,9 @@ def three_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 
 
 @pytest.mark.parametrize("model", FAMILIES)
-def test_two_people_learned_jointly_and_a_third_alone_are_drawn_together(model, three_photos, tmp_path):
-    pipe = load_pipeline(model, device="cpu")
+def test_two_people_learned_jointly_and_a_third_alone_are_drawn_together(model, three_photos, tmp_path,
+                                                                         tiny_pipeline):
+    pipe = tiny_pipeline(model)
     config = LearnConfig(steps=4, views=4, checkpoint_every=4)
     library = tmp_path / "library"
     alice, bob = learn(three_photos[:2], ["alice", "bob"], pipe, config, library=library, progress=False)
@@ -96,19 +97,19 @@ def test_two_people_learned_jointly_and_a_third_alone_are_drawn_together(model, 
     assert not np.array_equal(np.asarray(result.images[0]), np.asarray(without_carol.images[0]))
 
 
-def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tmp_path):
-    (person,) = learn(three_photos[0], "dana", load_pipeline("tiny-sdxl", device="cpu"),
-                      LearnConfig(steps=1, views=2), library=tmp_path, progress=False)
-    sd2 = load_pipeline("tiny-sd2", device="cpu")
+def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tmp_path, tiny_pipeline):
+    (person,) = learn(three_photos[0], "dana", tiny_pipeline("tiny-sdxl"), LearnConfig(steps=1, views=2),
+                      library=tmp_path, progress=False)
+    sd2 = tiny_pipeline("tiny-sd2")
     with pytest.raises(Exception, match=r"made for sdxl .*width 32.*needs width 48"):
         apply(sd2, person)
-    sd1 = load_pipeline("tiny", device="cpu")  # the first encoder's width matches; the second has no place
+    sd1 = tiny_pipeline("tiny")  # the first encoder's width matches; the second has no place
     with pytest.raises(Exception, match=r"made for sdxl \(text_encoder_2 width 40\); this sd1 model has no "
                                         r"text_encoder_2"):
         apply(sd1, person)
 
 
-def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(three_photos, tmp_path):
+def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(three_photos, tmp_path, tiny_pipeline):
     """`coefficient_average="ema"`: per person and text encoder, c ← 0.99·c + 0.01·(the MLP's output)."""
     from anybody.basis import CelebBasis, build_basis
     from anybody.methods.celeb_basis.learner import CelebBasisLearner
@@ -125,7 +126,7 @@ def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(
     assert torch.allclose(learner.average_text_encoder[1], torch.full((2, 3), 0.99**2))  # bob
     assert torch.allclose(learner.average_text_encoder_2[1], torch.full((2, 3), 2 * 0.99**2))
 
-    pipe = load_pipeline("tiny-sdxl", device="cpu")
+    pipe = tiny_pipeline("tiny-sdxl")
     learned = {average: learn(three_photos[:2], ["alice", "bob"], pipe,
                               LearnConfig(steps=3, views=2, coefficient_average=average),
                               library=tmp_path / average, progress=False)
