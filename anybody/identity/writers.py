@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -98,10 +99,15 @@ def check_kohya_stem(path: Path, vectors: int) -> None:
         "already has it", f"Name the file {suggestion}{path.suffix} (--out {path.with_stem(suggestion)})")
 
 
-def _kohya_adds_all(stem: str, vectors: int) -> bool:
+@lru_cache(maxsize=1)
+def _clip_vocabulary() -> frozenset[str]:
     from anybody.models.tokenizer import clip_tokenizer  # transformers: only for kohya exports
 
-    known = set(clip_tokenizer().get_vocab())
+    return frozenset(clip_tokenizer().get_vocab())
+
+
+def _kohya_adds_all(stem: str, vectors: int) -> bool:
+    known = set(_clip_vocabulary())
     added = 0
     for string in [stem] + [f"{stem}{index}" for index in range(1, vectors)]:
         if string and string not in known:

@@ -84,9 +84,8 @@ def pipe():
 
 
 @pytest.fixture(scope="module")
-def reference_prompt() -> torch.Tensor:
+def reference_prompt(pipe) -> torch.Tensor:
     """The prompt embeddings with the identity installed by anybody, tokenized without diffusers' rewrite."""
-    pipe = load_pipeline("tiny", device="cpu")
     tokens = token_strings("alice", 2)
     ids = install_tokens(pipe.tokenizer, pipe.text_encoder, tokens, _identity().embeddings)
     tokenizer = pipe.tokenizer
@@ -212,11 +211,11 @@ def _sdxl_widths(pipe) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def sdxl_reference(sdxl_pipe) -> tuple:
-    """The SDXL prompt encodings with the identity installed by anybody, on a pipeline of its own."""
-    ours = load_pipeline("tiny-sdxl", device="cpu")
-    apply(ours, _sdxl_identity(widths=_sdxl_widths(sdxl_pipe)))
+    """The SDXL prompt encodings with the identity installed by anybody (as <alice>; the tests load theirs
+    under other tokens)."""
+    apply(sdxl_pipe, _sdxl_identity(widths=_sdxl_widths(sdxl_pipe)))
     with torch.no_grad():
-        return ours.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
+        return sdxl_pipe.encode_prompt(PROMPT, device="cpu", num_images_per_prompt=1, do_classifier_free_guidance=False)
 
 
 @pytest.mark.parametrize("fmt", list(FORMATS))
@@ -434,3 +433,222 @@ def test_an_export_named_for_another_reader_is_refused_and_nothing_is_written(tm
     with pytest.raises(UsageError, match=r"The a1111 \(SDXL\) embedding is written as a \.safetensors file, not a\.pt"):
         export_identity(_sdxl_identity(), "a1111", tmp_path / "a.pt")
     assert list(tmp_path.iterdir()) == []
+
+
+# --- each tool's own rules ----------------------------------------------------------------------------------
+
+
+def _kohya_generation_loads(path: Path, vocabulary: set[str]) -> bool:
+    """What kohya-ss sd-scripts' gen_img.py / gen_img_diffusers.py (and sdxl_gen_img.py, per tokenizer) do with
+    `--textual_inversion_embeddings path`, step by step: the tensor's rows are the vector count, the file name
+    without suffix is the token string, and `assert num_added_tokens == num_vectors_per_token` after
+    `tokenizer.add_tokens(token_strings)`, which (transformers 4.44, the version kohya pins) adds a string only
+    if it is not in the vocabulary yet."""
+    data = load_file(path)
+    embeds = data["clip_l"] if "clip_l" in data else next(iter(data.values()))
+    num_vectors_per_token = embeds.size()[0]
+    token_string = os.path.splitext(os.path.basename(path))[0]
+    token_strings = [token_string] + [f"{token_string}{i + 1}" for i in range(num_vectors_per_token - 1)]
+    num_added_tokens = 0
+    for token in token_strings:
+        if token not in vocabulary:
+            vocabulary.add(token)
+            num_added_tokens += 1
+    return num_added_tokens == num_vectors_per_token
+
+
+NAMES = ["alice", "bob", "anna", "john", "maria", "li", "dana", "zoe", "x"]
+
+
+@pytest.fixture(scope="module")
+def clip_vocabulary() -> set[str]:
+    """The real CLIP vocabulary (SD 1.x, 2.x and both SDXL tokenizers share it), as anybody ships it."""
+    vocabulary = set(clip_tokenizer().get_vocab())
+    assert len(vocabulary) == 49408
+    assert {"alice", "bob", "anna", "john"} <= vocabulary  # the issue's names are words: the rule bites
+    return vocabulary
+
+
+@pytest.mark.parametrize("sdxl", [False, True], ids=["sd1", "sdxl"])
+@pytest.mark.parametrize("tokens", [1, 2, 3])
+def test_kohya_generation_loads_every_default_kohya_export(tmp_path, clip_vocabulary, sdxl, tokens):
+    for name in NAMES:
+        identity = _sdxl_identity(tokens=tokens) if sdxl else _identity(tokens=tokens, name=name)
+        identity.name = name
+        path = export_identity(identity, "kohya", export_path(identity, "kohya", tmp_path))
+        assert _kohya_generation_loads(path, set(clip_vocabulary)), path.name
+        # ... while the identity's own name, which A1111 and ComfyUI take, is refused there (the issue's bug)
+        assert not _kohya_generation_loads(path.rename(path.with_stem(name)), set(clip_vocabulary))
+
+
+@pytest.mark.parametrize("stem", ["alice", "bob", "photo", "wide"])
+def test_a_kohya_file_name_kohya_would_refuse_is_refused_with_a_name_it_takes(tmp_path, clip_vocabulary, stem):
+    with pytest.raises(UsageError, match=rf"take the file name '{stem}' .*CLIP's vocabulary already has it\. "
+                                         rf"Name the file {stem}-anybody\.safetensors") as refused:
+        export_identity(_identity(), "kohya", tmp_path / f"{stem}.safetensors")
+    assert list(tmp_path.iterdir()) == []
+    suggested = tmp_path / refused.value.fix.split("--out ")[1].rstrip(")")
+    assert _kohya_generation_loads(export_identity(_identity(), "kohya", suggested), set(clip_vocabulary))
+
+
+def _invokeai_token_dim(path: Path) -> int:
+    """InvokeAI's probe of a one-file embedding (`_get_base_or_raise` in invoke-ai/InvokeAI
+    invokeai/backend/model_manager/configs/textual_inversion.py): 768 is SD 1, 1024 SD 2, 1280 SDXL."""
+    state_dict = _raw(path)
+    if "string_to_token" in state_dict:
+        return next(iter(state_dict["string_to_param"].values())).shape[-1]
+    if "emb_params" in state_dict:
+        return state_dict["emb_params"].shape[-1]
+    if "clip_g" in state_dict:
+        return state_dict["clip_g"].shape[-1]
+    return next(iter(state_dict.values())).shape[0]
+
+
+def test_invokeai_probes_the_invokeai_export_at_its_true_width(tmp_path):
+    for identity, width in ((_identity(width=768), 768), (_identity(width=1024), 1024), (_sdxl_identity(), 1280)):
+        path = export_identity(identity, "invokeai", export_path(identity, "invokeai", tmp_path / str(width)))
+        assert _invokeai_token_dim(path) == width
+    # why diffusers' file is not the one for InvokeAI: its probe reads the vector count as the width
+    assert _invokeai_token_dim(_export(_identity(width=768, tokens=2), "diffusers", tmp_path)) == 2
+    assert FORMATS["invokeai"].writer == FORMATS["a1111-safetensors"].writer
+
+
+# --- names, replacing, modes -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sdxl", [False, True], ids=["sd1", "sdxl"])
+def test_every_format_has_its_own_default_path(tmp_path, sdxl):
+    identity = _sdxl_identity() if sdxl else _identity()
+    paths = {fmt: export_identity(identity, fmt, export_path(identity, fmt, tmp_path)) for fmt in FORMATS}
+    assert len(set(paths.values())) == len(FORMATS)
+    assert all(path.parent.name == fmt or path.parent.parent.name == fmt for fmt, path in paths.items())
+    assert paths["a1111"].name == ("alice.safetensors" if sdxl else "alice.pt")  # A1111, ComfyUI: "alice" as is
+    assert paths["comfyui"].name == "alice.safetensors" and paths["kohya"].name == "alice-anybody.safetensors"
+    assert export_file_name(identity, "kohya") == "alice-anybody.safetensors"
+
+
+@pytest.mark.parametrize("sdxl", [False, True], ids=["sd1", "sdxl"])
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_an_existing_export_is_replaced_only_when_asked(tmp_path, fmt, sdxl):
+    identity = _sdxl_identity() if sdxl else _identity()
+    path = export_identity(identity, fmt, export_path(identity, fmt, tmp_path))
+    files = sorted(file for file in [path, *path.rglob("*")] if file.is_file())
+    before = [file.read_bytes() for file in files]
+    changed = _sdxl_identity() if sdxl else _identity()
+    changed.encoder_embeddings["text_encoder"] = changed.encoder_embeddings["text_encoder"] + 1
+    with pytest.raises(UsageError, match=r"already exists\. Add --replace to overwrite it"):
+        export_identity(changed, fmt, path)
+    assert [file.read_bytes() for file in files] == before
+    export_identity(changed, fmt, path, replace=True)
+    assert torch.equal(import_embedding(path, "alice").embeddings, changed.embeddings)
+
+
+def test_the_prompt_hint_names_the_file_really_written(tmp_path):
+    written = export_identity(_identity(), "a1111", tmp_path / "ex" / "alice-a1111.pt")
+    hint = prompt_hint("a1111", written, token="<alice>", vectors=2)
+    assert "alice-a1111.pt -> alice-a1111" in hint and "alice.pt" not in hint
+    kohya = export_identity(_identity(), "kohya", export_path(_identity(), "kohya", tmp_path))
+    assert "prompt word: alice-anybody" in prompt_hint("kohya", kohya, token="<alice>", vectors=2)
+    assert "--num_vectors_per_token 2" in prompt_hint("kohya", kohya, token="<alice>", vectors=2)
+    comfy = export_identity(_identity(), "comfyui", export_path(_identity(), "comfyui", tmp_path))
+    assert "prompt word: embedding:alice" in prompt_hint("comfyui", comfy, token="<alice>", vectors=2)
+    invoke = export_identity(_identity(), "invokeai", export_path(_identity(), "invokeai", tmp_path))
+    assert "prompt word: <alice>" in prompt_hint("invokeai", invoke, token="<alice>", vectors=2)
+    folder = export_identity(_sdxl_identity(), "diffusers", tmp_path / "xl")
+    assert "subfolder='text_encoder_2'" in prompt_hint("diffusers", folder, token="<al>", vectors=2)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_exported_files_get_the_mode_the_umask_gives_a_new_file(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        written = [export_identity(identity, fmt, export_path(identity, fmt, tmp_path / f"{fmt}-{index}"))
+                   for fmt in FORMATS for index, identity in enumerate((_identity(), _sdxl_identity()))]
+    finally:
+        os.umask(previous)
+    for path in written:
+        for file in [path, *path.rglob("*")]:
+            expected = (0o777 if file.is_dir() else 0o666) & ~umask
+            assert stat.S_IMODE(file.stat().st_mode) == expected, file
+
+
+# --- diffusers' own training output, and the original textual-inversion code --------------------------------
+
+
+def _diffusers_sdxl_training_output(folder: Path, token: str = "<cat-toy>", vectors: int = 2,
+                                    widths: tuple[int, int] = (768, 1280)) -> dict[str, torch.Tensor]:
+    """An output folder laid out as diffusers' examples/textual_inversion/textual_inversion_sdxl.py leaves it:
+    `save_progress` writes {placeholder_token: rows} with metadata {"format": "pt"} for each text encoder,
+    the final pair and a `-steps-N` pair per --save_steps, beside accelerate's checkpoint and the logs."""
+    generator = torch.Generator().manual_seed(3)
+    rows = {"learned_embeds": torch.randn(vectors, widths[0], generator=generator),
+            "learned_embeds_2": torch.randn(vectors, widths[1], generator=generator)}
+    folder.mkdir(parents=True)
+    for stem, value in rows.items():
+        for name in (f"{stem}.safetensors", f"{stem}-steps-500.safetensors"):
+            save_file({token: value.detach().cpu()}, folder / name, metadata={"format": "pt"})
+    (folder / "checkpoint-500").mkdir()
+    (folder / "logs").mkdir()
+    return {"text_encoder": rows["learned_embeds"], "text_encoder_2": rows["learned_embeds_2"]}
+
+
+SDXL_WIDTHS = {"text_encoder": 768, "text_encoder_2": 1280}
+
+
+def test_diffusers_sdxl_training_output_is_imported_whole(tmp_path):
+    folder = tmp_path / "textual_inversion_cat"
+    expected = _diffusers_sdxl_training_output(folder)
+    for source in (folder, folder / "learned_embeds.safetensors", folder / "learned_embeds_2.safetensors"):
+        for width in (None, SDXL_WIDTHS):
+            imported = import_embedding(source, "cat", width)
+            assert imported.metadata["family"] == "sdxl" and imported.metadata["source_format"] == "diffusers"
+            assert set(imported.encoder_embeddings) == set(expected)
+            for encoder, value in expected.items():
+                assert torch.equal(imported.encoder_embeddings[encoder], value)
+    with pytest.raises(IdentityError, match="one text encoder"):  # both halves are there: SDXL, not SD 1.x
+        import_embedding(folder, "cat", {"text_encoder": 768})
+
+
+def test_an_sdxl_training_output_with_one_file_missing_names_it(tmp_path):
+    folder = tmp_path / "out"
+    _diffusers_sdxl_training_output(folder)
+    (folder / "learned_embeds.safetensors").unlink()
+    with pytest.raises(IdentityError, match=r"holds learned_embeds_2\.safetensors, the second text encoder's "
+                                            r"embedding .* but not learned_embeds\.safetensors"):
+        import_embedding(folder, "cat")
+    folder = tmp_path / "other"
+    _diffusers_sdxl_training_output(folder)
+    (folder / "learned_embeds_2.safetensors").unlink()
+    with pytest.raises(IdentityError, match=r"holds learned_embeds\.safetensors but not "
+                                            r"learned_embeds_2\.safetensors: an SDXL model needs both"):
+        import_embedding(folder, "cat", SDXL_WIDTHS)
+    # alone, learned_embeds.safetensors is what the SD 1.x / 2.x example (textual_inversion.py) writes
+    assert set(import_embedding(folder, "cat", {"text_encoder": 768}).encoder_embeddings) == {"text_encoder"}
+    sdxl_export = export_identity(_sdxl_identity(), "diffusers", tmp_path / "xl")
+    (sdxl_export / "text_encoder" / "learned_embeds.safetensors").unlink()
+    with pytest.raises(IdentityError, match=r"has no text_encoder/learned_embeds\.safetensors, the embedding "
+                                            "of its first text encoder"):
+        import_embedding(sdxl_export, "cat")
+
+
+def _original_textual_inversion_pt(path: Path, extra: object = None) -> Path:
+    """What rinongal/textual_inversion's EmbeddingManager.save writes: torch.save of {"string_to_token":
+    {"*": tensor(id)}, "string_to_param": nn.ParameterDict({"*": Parameter((n, width))})}."""
+    params = torch.nn.ParameterDict({"*": torch.nn.Parameter(torch.randn(2, 768))})
+    data = {"string_to_token": {"*": torch.tensor(265)}, "string_to_param": params}
+    if extra is not None:
+        data["extra"] = extra
+    torch.save(data, path)
+    return path
+
+
+def test_the_original_textual_inversion_pt_is_named_and_the_way_out_given(tmp_path):
+    with pytest.raises(IdentityError) as refused:
+        import_embedding(_original_textual_inversion_pt(tmp_path / "embeddings_gs-6099.pt"), "cat")
+    message = str(refused.value)
+    assert "from the original textual-inversion code" in message and "nn.ParameterDict" in message
+    assert "re-save it as safetensors" in message and "__builtin__" not in message
+    marker = tmp_path / "payload-ran"  # the same structure carrying code is still refused as code, never run
+    with pytest.raises(IdentityError, match=r"carries Python code .*open"):
+        import_embedding(_original_textual_inversion_pt(tmp_path / "evil.pt", _Payload(marker)), "cat")
+    assert not marker.exists()
