@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 
 import pytest
+from PIL import Image
 
 import anybody.storage
 from anybody.errors import AnybodyError
-from anybody.storage import atomic_folder, make_folder, write_text
+from anybody.storage import atomic_folder, make_folder, write_text, write_with
 
 
 def _hidden(folder) -> list[str]:
@@ -63,3 +65,27 @@ def test_an_output_folder_in_place_of_a_file_is_named(tmp_path):
     with pytest.raises(AnybodyError, match=r"out is a file, not a folder"):
         write_text(tmp_path / "out" / "sheet.txt", "x")
     assert make_folder(tmp_path / "new" / "deeper").is_dir()
+
+
+def _mode(path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o027, 0o077])
+def test_written_files_and_folders_get_the_mode_the_umask_gives_new_ones(tmp_path, umask):
+    """Not tempfile's private 0600/0700, which a rename would keep: another user's A1111 reads exports."""
+    previous = os.umask(umask)
+    try:
+        write_text(tmp_path / "notes.txt", "x")
+        write_text(tmp_path / "notes.txt", "replaced")  # a replaced file too
+        write_with(tmp_path / "image.png", lambda stream: Image.new("RGB", (4, 4)).save(stream, format="PNG"))
+        with atomic_folder(tmp_path / "model") as staging:
+            (staging / "model_index.json").write_text("{}")
+        (tmp_path / "plain.txt").write_text("what open() makes")
+    finally:
+        os.umask(previous)
+    assert _mode(tmp_path / "plain.txt") == 0o666 & ~umask
+    for name in ("notes.txt", "image.png", "model/model_index.json"):
+        assert _mode(tmp_path / name) == 0o666 & ~umask, name
+    assert _mode(tmp_path / "model") == 0o777 & ~umask
+    assert _hidden(tmp_path) == []
