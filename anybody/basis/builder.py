@@ -97,7 +97,7 @@ def build_basis(
 ) -> CelebBasis:
     """The basis of one text encoder, from its tokenizer and token-embedding table (cached on disk)."""
     options = options or BasisOptions()
-    names = names if names is not None else load_names()
+    names = names if names is not None else load_names(options.names_file)
     table = token_table.detach().to("cpu", torch.float32)
     token_ids, statistics = _choose_tokens(tokenizer, names, options)
     key = _recipe_hash(names, options, token_ids, tuple(table.shape))
@@ -208,8 +208,10 @@ def _principal_components(rows: torch.Tensor, max_components: int) -> tuple[torc
 
 
 def _recipe_hash(names: list[str], options: BasisOptions, token_ids: list[list[int]], shape: tuple) -> str:
-    recipe = {"version": BUILD_VERSION, "options": asdict(options), "names": names, "tokens": token_ids,
-              "shape": list(shape)}
+    """The names themselves are hashed, not the file they came from (so bases made before `names_file`
+    existed keep their hash, and one list gives one basis wherever its file lies)."""
+    how = {key: value for key, value in asdict(options).items() if key != "names_file"}
+    recipe = {"version": BUILD_VERSION, "options": how, "names": names, "tokens": token_ids, "shape": list(shape)}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 

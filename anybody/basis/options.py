@@ -13,3 +13,4 @@ class BasisOptions:
     alignment: Literal["words", "positions"] = "words"
     max_components: int = 512
     dedupe: bool = True
+    names_file: str | None = None  # a names file (one name a line, as `basis filter` writes); None: the shipped list

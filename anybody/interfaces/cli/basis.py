@@ -1,15 +1,19 @@
-"""`anybody basis`: build or show the celeb basis of a model."""
+"""`anybody basis`: build or show the celeb basis of a model; `anybody basis filter`: keep the names the
+model draws as one consistent face (writes a names file for `basis --names` and `learn --names`)."""
 
 from __future__ import annotations
 
 import argparse
 
 from anybody.basis import BasisOptions
+from anybody.basis.filter import IMAGES, MIN_DETECTED, OUT, FilterSettings
+from anybody.generation import defaults
 from anybody.interfaces.cli.options import add_device, add_model
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:
-    basis = commands.add_parser("basis", help="build or show the celeb basis of a model")
+    basis = commands.add_parser("basis", help="build or show the celeb basis of a model (basis filter: choose "
+                                "its names)")
     add_model(basis)
     add_device(basis)
     basis.add_argument("--alignment", choices=("words", "positions"), default=BasisOptions.alignment,
@@ -19,17 +23,48 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     basis.add_argument("--components", type=int, default=BasisOptions.max_components,
                        help=f"at most this many per position (default {BasisOptions.max_components})")
     basis.set_defaults(run=run)
+    actions = basis.add_subparsers(dest="action", metavar="ACTION", required=False)
+    add_filter_parser(actions)
+
+
+def add_filter_parser(actions: argparse._SubParsersAction) -> None:
+    names = actions.add_parser(
+        "filter", help="keep the names the model draws as one consistent face",
+        description="For each celebrity name, draw a few images of 'a photo of NAME' and keep the name when faces "
+        "are found in most of them and agree with each other (under the recognizer's same-person distance). "
+        "Writes a names file that `anybody basis --names` and `anybody learn --names` read, each name with its "
+        "scores. Resumes: names already scored with the same settings are not drawn again.")
+    add_model(names, single_file=False)
+    add_device(names)
+    names.add_argument("--names", help="the names to filter, one a line (default: the shipped list)")
+    names.add_argument("--out", default=OUT, help=f"the names file to write; scores go beside it in "
+                       f"OUT.scores.json (default {OUT})")
+    names.add_argument("--images", type=int, default=IMAGES, help=f"images drawn per name (default {IMAGES})")
+    names.add_argument("--steps", type=int, default=defaults.STEPS,
+                       help=f"denoising steps per image (default {defaults.STEPS})")
+    names.add_argument("--seed", type=int, default=defaults.SEED, help=f"image i uses seed + i (default "
+                       f"{defaults.SEED})")
+    names.add_argument("--min-detected", type=float, default=MIN_DETECTED,
+                       help=f"keep a name only when this share of its images has a face (default {MIN_DETECTED})")
+    names.add_argument("--same-person", type=float, help="the largest mean distance between a name's faces for "
+                       "them to count as one person (default: the recognizer's own, 0.6 for dlib)")
+    names.add_argument("--scorer", default=FilterSettings.scorer, help="the face recognizer: dlib, or the path to an "
+                       f"ArcFace .onnx file (default {FilterSettings.scorer})")
+    names.add_argument("--offset", type=int, default=0, help="start at this name of the list (default 0)")
+    names.add_argument("--limit", type=int, help="filter at most this many names (default: all)")
+    names.set_defaults(run=run_filter)
 
 
 def run(args: argparse.Namespace) -> int:
-    from anybody.basis import build_basis, load_names
+    from anybody.basis import build_basis
+    from anybody.basis.filter import names_file
     from anybody.models import load_pipeline, text_encoders
 
+    options = BasisOptions(alignment=args.alignment, max_components=args.components,
+                           names_file=names_file(args.names) if args.names else None)
     pipe = load_pipeline(args.model, device=args.device or "cpu", dtype=args.dtype, config=args.config)
-    names = load_names(args.names) if args.names else None
-    options = BasisOptions(alignment=args.alignment, max_components=args.components)
     for encoder_name, tokenizer, encoder in text_encoders(pipe):
-        basis = build_basis(tokenizer, encoder.get_input_embeddings().weight, names, options)
+        basis = build_basis(tokenizer, encoder.get_input_embeddings().weight, options=options)
         stats = basis.statistics
         print(f"{encoder_name}: width {basis.width}, {stats['names']} names, {stats['alignment']} alignment, "
               f"k = {basis.rank} components per position")
@@ -38,4 +73,22 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {position['position']}: {position['names_used']} names used (rank {position['rank']}, "
                   f"explained variance {position['explained_variance']:.1%}); dropped: {dropped}")
         print(f"  hash {basis.key[:16]}, cached at {basis.cache_path}")
+    return 0
+
+
+def run_filter(args: argparse.Namespace) -> int:
+    from anybody import settings
+    from anybody.basis import load_names
+    from anybody.basis.filter import filter_names, names_file
+
+    chosen = FilterSettings(
+        model=args.model or settings.default_model(), names=names_file(args.names) if args.names else None,
+        images=args.images, steps=args.steps, seed=args.seed, min_detected=args.min_detected,
+        same_person=args.same_person, scorer=args.scorer, offset=args.offset, limit=args.limit, out=args.out,
+        device=args.device, dtype=args.dtype)
+    scores = filter_names(chosen)
+    kept = len(load_names(chosen.out))
+    print(f"Scored {len(scores)} names in this slice; {kept} kept so far in {chosen.out} "
+          f"(scores in {chosen.out}.scores.json).")
+    print(f"Next: anybody basis --names {chosen.out}  (or anybody learn PHOTO --name NAME --names {chosen.out})")
     return 0

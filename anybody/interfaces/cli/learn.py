@@ -66,6 +66,8 @@ def add_learn_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alignment", choices=("words", "positions"),
                         help="celeb-basis: name positions, word-aligned or the reference's first two tokens "
                         f"(default {BasisOptions().alignment})")
+    parser.add_argument("--names", help="celeb-basis: the basis's celebrity names, a file with one a line (from "
+                        "`anybody basis filter`, say) (default: the shipped list)")
     parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
                         help="less memory, slower steps")
 
@@ -74,8 +76,11 @@ def config_from(args: argparse.Namespace) -> LearnConfig:
     """The run's config: the method's defaults, then only the options the user gave."""
     given = {option.field: getattr(args, option.field) for option in OPTIONS}
     given["gradient_checkpointing"] = args.gradient_checkpointing
-    if args.alignment:
-        given["basis"] = BasisOptions(alignment=args.alignment)
+    if args.alignment or args.names:
+        from anybody.basis.filter import names_file
+
+        given["basis"] = BasisOptions(alignment=args.alignment or BasisOptions.alignment,
+                                      names_file=names_file(args.names) if args.names else None)
     config = LearnConfig.for_method(args.method, **given)
     config.check()
     return config
