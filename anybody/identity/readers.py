@@ -182,8 +182,8 @@ def _refusal(path: Path, error: Exception) -> IdentityError:
             f"{path} is an embedding from the original textual-inversion code (rinongal/textual_inversion): "
             "its string_to_param is a PyTorch nn.ParameterDict, a Python object that cannot be read without "
             "unpickling, which could run code",
-            "Load it with the tool that made it and re-save it as safetensors (for example "
-            "save_file({'emb_params': ckpt['string_to_param']['*'].detach()}, 'NAME.safetensors')), then import that")
+            "Load it with the tool that made it and re-save it as safetensors (its string_to_param['*'] tensor "
+            "as emb_params), then import that")
     if foreign or (isinstance(error, pickle.UnpicklingError) and _needs_objects(error)):
         shown = f" (it imports {', '.join(foreign[:3])})" if foreign else ""
         return IdentityError(

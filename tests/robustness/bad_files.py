@@ -121,6 +121,14 @@ def make_identity_files(folder: Path) -> None:
     save_file({"emb_params": torch.tensor([[float("inf")] * 32])}, str(folder / "inf-embedding.safetensors"))
     torch.save({"string_to_param": {"*": torch.randn(2, 32)}, "payload": Payload(folder / "PAYLOAD-RAN")},
                folder / "evil.pt")
+    # diffusers' SDXL training output (textual_inversion_sdxl.py) with its first file missing
+    (folder / "sdxl-ti").mkdir()
+    save_file({"<cat-toy>": torch.randn(2, 40)}, str(folder / "sdxl-ti" / "learned_embeds_2.safetensors"),
+              {"format": "pt"})
+    # what the original textual-inversion code (rinongal/textual_inversion) saves: an nn.ParameterDict inside
+    torch.save({"string_to_token": {"*": torch.tensor(265)},
+                "string_to_param": torch.nn.ParameterDict({"*": torch.nn.Parameter(torch.randn(1, 32))})},
+               folder / "embeddings_gs-6099.pt")
 
 
 class Payload:

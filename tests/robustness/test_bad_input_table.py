@@ -112,6 +112,15 @@ CASES: dict[str, list[str]] = {
                                                                              "--name", "dana", "--library", "lib"],
     "a pickle `.pt` carrying code (`import evil.pt`, its payload would write a file)": ["import", "evil.pt", "--name",
                                                                                        "dana", "--library", "lib"],
+    "a `.pt` of the original textual-inversion code (`import embeddings_gs-6099.pt`, an `nn.ParameterDict` inside)": [
+        "import", "embeddings_gs-6099.pt", "--name", "dana", "--library", "lib"],
+    "diffusers' SDXL training output with a file missing (`import sdxl-ti`: `learned_embeds_2.safetensors` alone)": [
+        "import", "sdxl-ti", "--name", "dana", "--library", "lib"],
+    # Exports
+    "an existing file, without `--replace` (`--format comfyui --out embedding.safetensors`)": [
+        "export", "alice", "--library", "lib", "--format", "comfyui", "--out", "embedding.safetensors"],
+    "a kohya file name that is a CLIP word (`--format kohya --out alice.safetensors`)": [
+        "export", "alice", "--library", "lib", "--format", "kohya", "--out", "alice.safetensors"],
     # Generation
     "an unknown identity name (`--identity bob`)": ["generate", "a photo of bob", "--identity", "bob", "--library",
                                                     "lib"],
