@@ -28,31 +28,62 @@ A_t must come from the same queries, and the queries of a deep layer depend on t
             store.recording = True
 """
 
-from anybody.attention.heatmaps import (
-    AttentionAverager,
-    HeatmapResult,
-    HeatmapSheet,
-    attention_heatmaps,
-    colormap,
-    render_heatmaps,
-    word_maps,
-)
-from anybody.attention.layers import (
-    SEFI_LEVEL,
-    CrossAttentionLayer,
-    Resolution,
-    block_resolutions,
-    cross_attention_layers,
-    cross_attention_modules,
-    cross_attention_resolutions,
-    latent_size_of,
-    resolution_for,
-)
-from anybody.attention.loss import PAPER_WEIGHT, TokenChoice, face_attention_loss
-from anybody.attention.processors import CrossAttentionProcessor, InstalledProcessors, install
-from anybody.attention.store import AttentionRecord, AttentionStore
-from anybody.attention.tokens import PromptWord, prompt_length, prompt_words, token_positions
+from typing import TYPE_CHECKING
 
+from anybody.lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from anybody.attention.heatmaps import (
+        AttentionAverager,
+        HeatmapResult,
+        HeatmapSheet,
+        attention_heatmaps,
+        colormap,
+        render_heatmaps,
+        word_maps,
+    )
+    from anybody.attention.layers import (
+        SEFI_LEVEL,
+        CrossAttentionLayer,
+        Resolution,
+        block_resolutions,
+        cross_attention_layers,
+        cross_attention_modules,
+        cross_attention_resolutions,
+        latent_size_of,
+        resolution_for,
+    )
+    from anybody.attention.loss import PAPER_WEIGHT, TokenChoice, face_attention_loss
+    from anybody.attention.processors import CrossAttentionProcessor, InstalledProcessors, install
+    from anybody.attention.store import AttentionRecord, AttentionStore
+    from anybody.attention.tokens import PromptWord, prompt_length, prompt_words, token_positions
+
+_EXPORTS = {
+    "heatmaps": (
+        "AttentionAverager",
+        "HeatmapResult",
+        "HeatmapSheet",
+        "attention_heatmaps",
+        "colormap",
+        "render_heatmaps",
+        "word_maps",
+    ),
+    "layers": (
+        "SEFI_LEVEL",
+        "CrossAttentionLayer",
+        "Resolution",
+        "block_resolutions",
+        "cross_attention_layers",
+        "cross_attention_modules",
+        "cross_attention_resolutions",
+        "latent_size_of",
+        "resolution_for",
+    ),
+    "loss": ("PAPER_WEIGHT", "TokenChoice", "face_attention_loss"),
+    "processors": ("CrossAttentionProcessor", "InstalledProcessors", "install"),
+    "store": ("AttentionRecord", "AttentionStore"),
+    "tokens": ("PromptWord", "prompt_length", "prompt_words", "token_positions"),
+}
 __all__ = [
     "PAPER_WEIGHT",
     "SEFI_LEVEL",
@@ -83,3 +114,4 @@ __all__ = [
     "token_positions",
     "word_maps",
 ]
+__getattr__ = lazy_exports(__name__, {name: module for module, names in _EXPORTS.items() for name in names})

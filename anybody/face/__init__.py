@@ -9,15 +9,26 @@ Modules, one job each: `photo` (any image file to upright RGB), `models` (dlib's
 `encoders` (frozen recognizers), `prepare` (all of it for learning), `preview` (pictures for the user).
 """
 
-from __future__ import annotations
+from typing import TYPE_CHECKING
 
-from anybody.face.alignment import TEMPLATE, TEMPLATE_SIZE, align_face, alignment_matrix, template
-from anybody.face.detection import DETECTORS, MIN_FACE_SIZE, Face, choose_face, find_faces
-from anybody.face.encoders import DlibFaceEncoder, FaceEncoder, OnnxFaceEncoder, get_face_encoder
-from anybody.face.photo import MAX_PIXELS, load_photo
-from anybody.face.prepare import FaceInput, prepare_face
-from anybody.face.preview import write_face_preview
+from anybody.lazy import lazy_exports
 
+if TYPE_CHECKING:
+    from anybody.face.alignment import TEMPLATE, TEMPLATE_SIZE, align_face, alignment_matrix, template
+    from anybody.face.detection import DETECTORS, MIN_FACE_SIZE, Face, choose_face, find_faces
+    from anybody.face.encoders import DlibFaceEncoder, FaceEncoder, OnnxFaceEncoder, get_face_encoder
+    from anybody.face.photo import MAX_PIXELS, load_photo
+    from anybody.face.prepare import FaceInput, prepare_face
+    from anybody.face.preview import write_face_preview
+
+_EXPORTS = {
+    "alignment": ("TEMPLATE", "TEMPLATE_SIZE", "align_face", "alignment_matrix", "template"),
+    "detection": ("DETECTORS", "MIN_FACE_SIZE", "Face", "choose_face", "find_faces"),
+    "encoders": ("DlibFaceEncoder", "FaceEncoder", "OnnxFaceEncoder", "get_face_encoder"),
+    "photo": ("MAX_PIXELS", "load_photo"),
+    "prepare": ("FaceInput", "prepare_face"),
+    "preview": ("write_face_preview",),
+}
 __all__ = [
     "DETECTORS",
     "MAX_PIXELS",
@@ -39,3 +50,4 @@ __all__ = [
     "template",
     "write_face_preview",
 ]
+__getattr__ = lazy_exports(__name__, {name: module for module, names in _EXPORTS.items() for name in names})

@@ -17,9 +17,11 @@ from pathlib import Path
 import torch
 from diffusers import DDIMScheduler, DiffusionPipeline
 from PIL import Image
+from tqdm.auto import tqdm
 
-from anybody.errors import IdentityError, UsageError, require_at_least, require_finite
+from anybody.errors import IdentityError, UsageError
 from anybody.generation import defaults
+from anybody.generation.checks import check_arguments
 from anybody.generation.images import contact_sheet, png_text, save_png
 from anybody.generation.stages import StageSwitch
 from anybody.identity import Identity, rewrite_prompt, token_strings
@@ -28,9 +30,6 @@ from anybody.models import describe_model, load_pipeline, model_family, text_enc
 from anybody.storage import make_folder
 
 log = logging.getLogger("anybody")
-MAX_SIDE = 4096
-"""The largest height or width drawn, in pixels: 4x SDXL's own size; beyond it no model draws a coherent
-picture and the latents alone would fill a GPU."""
 
 
 @dataclass
@@ -109,6 +108,7 @@ def generate(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     batch_size: int = defaults.BATCH_SIZE,
+    progress: bool = True,
 ) -> GenerationResult:
     """Generate images of learned people. Image i uses seed `seed + i`, so any one can be made again.
 
@@ -116,10 +116,10 @@ def generate(
     as a PNG with its prompt, seed, model and identities in the text chunks, beside a `sheet.png`.
     At most `batch_size` images are drawn at once: more are drawn in turn, each from its own seed, so
     `-n 100` needs no more memory than `-n 4` and gives the same pictures as drawing them one by one.
+    `progress` shows a bar over the denoising steps of all the images (on stderr).
     """
-    _check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
-                     negative_prompt)
-    require_at_least(batch_size, 1, "batch size", "--batch-size", 4)
+    check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
+                    negative_prompt, batch_size)
     loaded = _load_identities(identities, library)
     folder = make_folder(out_dir) if out_dir is not None else None  # a bad --out fails now, not after drawing
     pipe = _ready_pipeline(prompt, loaded, model, device, dtype, scheduler, num_inference_steps)
@@ -132,18 +132,25 @@ def generate(
     if generator is None:
         generator = [torch.Generator(device="cpu").manual_seed(value) for value in seeds]
     images: list[Image.Image] = []
-    for start in range(0, num_images_per_prompt, batch_size):
-        count = min(batch_size, num_images_per_prompt - start)
-        images += pipe(
-            prompt=model_prompt,
-            negative_prompt=model_negative,
-            num_images_per_prompt=count,
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            height=height,
-            width=width,
-            generator=generator[start : start + count] if isinstance(generator, list) else generator,
-        ).images
+    batches = range(0, num_images_per_prompt, batch_size)
+    plural = "s" if num_images_per_prompt > 1 else ""
+    with tqdm(total=len(batches) * num_inference_steps, desc=f"Drawing {num_images_per_prompt} image{plural}",
+              unit="step", disable=not progress) as bar:
+        for start in batches:
+            count = min(batch_size, num_images_per_prompt - start)
+            if len(batches) > 1:
+                bar.set_postfix_str(f"images {start + 1}-{start + count}")
+            images += pipe(
+                prompt=model_prompt,
+                negative_prompt=model_negative,
+                num_images_per_prompt=count,
+                num_inference_steps=num_inference_steps,
+                guidance_scale=guidance_scale,
+                height=height,
+                width=width,
+                generator=generator[start : start + count] if isinstance(generator, list) else generator,
+                callback_on_step_end=_count_steps(bar, len(batches)),
+            ).images
     result = GenerationResult(images=images, seeds=seeds, prompt=prompt)
     if folder is not None:
         _save(result, folder, negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
@@ -172,7 +179,7 @@ def attention_map(
     """
     from anybody.attention import attention_heatmaps
 
-    _check_arguments(prompt, 1, num_inference_steps, guidance_scale, None, None)
+    check_arguments(prompt, 1, num_inference_steps, guidance_scale, None, None)
     loaded = _load_identities(identities, library)
     pipe = _ready_pipeline(prompt, loaded, model, device, dtype, "ddim", num_inference_steps)
     names = [identity.name for identity in loaded]
@@ -208,41 +215,12 @@ def _load_identities(identities: str | Identity | Sequence[str | Identity],
     return loaded
 
 
-def _check_arguments(prompt: str, count: int, steps: int, guidance: float, height: int | None,
-                     width: int | None, negative_prompt: str | None = None) -> None:
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise UsageError("The prompt is empty", 'Describe the picture, e.g. "a photo of alice on a beach"')
-    _check_text(prompt, "prompt")
-    if negative_prompt is not None:
-        _check_text(negative_prompt, "negative prompt")
-    require_at_least(count, 1, "number of images", "-n", 4)
-    require_at_least(steps, 1, "number of steps", "--steps", 50)
-    require_finite(guidance, "guidance scale", "--guidance", 7.5)
-    for label, value in (("height", height), ("width", width)):
-        if value is not None and (value < 8 or value % 8):
-            raise UsageError(f"The {label} must be a positive multiple of 8 (got {value})",
-                             f"Pass --{label} {max(8, round((value or 0) / 8) * 8)}")
-        if value is not None and value > MAX_SIDE:
-            raise UsageError(f"The {label} can be at most {MAX_SIDE} px (got {value})",
-                             f"Pass --{label} {MAX_SIDE} or less; upscale the picture afterwards for more")
-
-
 def _check_steps(pipe: DiffusionPipeline, steps: int) -> None:
     """A scheduler cannot take more steps than the timesteps the model was trained on (1000 for SD)."""
     limit = int(pipe.scheduler.config.get("num_train_timesteps", 1000))
     if steps > limit:
         raise UsageError(f"The number of steps can be at most {limit} for this model (got {steps}): its "
                          f"scheduler knows {limit} timesteps", "Pass --steps 50, for example")
-
-
-def _check_text(value: str, label: str) -> None:
-    """Bytes that are not UTF-8 on a command line reach Python as lone surrogates (a Latin-1 terminal, say),
-    which the tokenizer would refuse with a TypeError deep inside the pipeline."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as error:
-        raise UsageError(f"The {label} holds bytes that are not UTF-8 text ({ascii(value)[:60]})",
-                         "Type it again in a UTF-8 terminal (for example with LANG=C.UTF-8)") from error
 
 
 def _check_names_used(prompt: str, names: list[str]) -> None:
@@ -261,6 +239,20 @@ def _check_length(pipe: DiffusionPipeline, prompt: str, identities: list[Identit
         log.warning(
             "The prompt is %d tokens long; the text encoder reads only the first %d, so the end is cut off "
             "(shorten the prompt to keep it).", count, tokenizer.model_max_length)
+
+
+def _count_steps(bar: tqdm, batches: int):
+    """A diffusers `callback_on_step_end` that moves the bar one denoising step. The scheduler may take a
+    step more than asked (PNDM does), so the total is set from its timesteps once they are known."""
+
+    def on_step_end(pipe: DiffusionPipeline, step: int, timestep, callback_kwargs: dict) -> dict:
+        if step == 0 and bar.total != batches * len(pipe.scheduler.timesteps):
+            bar.total = batches * len(pipe.scheduler.timesteps)
+            bar.refresh()
+        bar.update(1)
+        return callback_kwargs
+
+    return on_step_end
 
 
 def _save(result: GenerationResult, folder: Path, negative_prompt: str | None, steps: int, guidance: float,

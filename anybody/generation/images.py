@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from collections.abc import Sequence
@@ -56,9 +57,10 @@ def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], title:
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.ImageFont) -> str:
-    """The text, shortened with an ellipsis to fit the width."""
+    """The text, shortened with an ellipsis to the longest start that fits the width. The cut is found by
+    bisection, so a prompt of thousands of words is measured a dozen times, not once per character."""
     if draw.textlength(text, font=font) <= width:
         return text
-    while text and draw.textlength(text + "…", font=font) > width:
-        text = text[:-1]
-    return text + "…"
+    too_long = bisect.bisect_left(range(len(text)), True,
+                                  key=lambda length: draw.textlength(text[:length] + "…", font=font) > width)
+    return text[: max(too_long - 1, 0)] + "…"

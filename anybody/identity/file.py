@@ -24,14 +24,17 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from safetensors import SafetensorError, safe_open
 
-from anybody.basis import CelebBasis
 from anybody.errors import IdentityError
 from anybody.identity.names import validate_name
 from anybody.storage import write_safetensors
+
+if TYPE_CHECKING:  # only named: building a basis needs transformers, reading an identity does not
+    from anybody.basis import CelebBasis
 
 FORMAT = "anybody-identity"
 FORMAT_VERSION = 2

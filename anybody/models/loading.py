@@ -3,6 +3,11 @@
 The returned object is the plain diffusers pipeline, placed on a sensible device and dtype (CUDA with
 bf16 or fp16 when present, Apple MPS with fp16, else CPU with fp32), with its models frozen. Every way a
 model can fail to load becomes one `ModelError` that says how to fix it.
+
+Every path loads with `low_cpu_mem_usage=True` (through accelerate, a dependency): the weights go straight
+into empty modules instead of into randomly initialised ones first, which needs less peak memory and
+skips the random initialisation. HF_HUB_DISABLE_PROGRESS_BARS=1 (the CLI sets it) also hides diffusers'
+own "Loading pipeline components" bar, which ignores that variable by itself.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import Literal
 
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers.utils import logging as diffusers_logging
+from huggingface_hub.utils import are_progress_bars_disabled
 
 from anybody.errors import ModelError, UsageError
 from anybody.models.tiny import TINY_NAMES, tiny_model_folder
@@ -74,6 +81,8 @@ def load_pipeline(
     source = str(model) if model is not None else settings.default_model()
     chosen_device = pick_device(device)
     chosen_dtype = pick_dtype(chosen_device, dtype)
+    if are_progress_bars_disabled():
+        diffusers_logging.disable_progress_bar()
     pipe = _load(source, chosen_dtype, config, seed)
     for name in ("unet", "vae", "text_encoder", "text_encoder_2"):
         module = getattr(pipe, name, None)
@@ -124,7 +133,7 @@ def _from_folder(folder: Path, dtype: torch.dtype) -> DiffusionPipeline:
         components = json.loads(index.read_text())
         # SD 1.x/2.x folders may name a safety checker (not loaded: anybody draws what the prompt asks).
         extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in components else {}
-        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, **extra)
+        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=True, **extra)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
         raise ModelError(f"The diffusers folder {folder} could not be loaded ({_first_line(error)})",
                          "Check that every component folder is complete, or download the model again") from error
@@ -137,7 +146,7 @@ def _from_single_file(path: Path, dtype: torch.dtype, config: str | os.PathLike[
     pipeline_class = StableDiffusionXLPipeline if _looks_like_sdxl(path) else StableDiffusionPipeline
     try:
         return pipeline_class.from_single_file(
-            str(path), torch_dtype=dtype, config=str(config) if config else None,
+            str(path), torch_dtype=dtype, config=str(config) if config else None, low_cpu_mem_usage=True,
             safety_checker=None, requires_safety_checker=False,
         )
     except Exception as error:  # diffusers raises many kinds here: all mean the same to a user
@@ -182,8 +191,8 @@ def _looks_like_sdxl(path: Path) -> bool:
 
 def _from_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
     try:
-        return DiffusionPipeline.from_pretrained(repo_id, torch_dtype=dtype, safety_checker=None,
-                                                 requires_safety_checker=False)
+        return DiffusionPipeline.from_pretrained(repo_id, torch_dtype=dtype, low_cpu_mem_usage=True,
+                                                 safety_checker=None, requires_safety_checker=False)
     except Exception as error:
         raise ModelError(
             f"The model {repo_id!r} is neither a local path nor available from the Hugging Face Hub here "

@@ -53,6 +53,15 @@ def test_many_images_are_drawn_a_batch_at_a_time_with_the_same_pictures(tiny_pip
         assert np.abs(np.asarray(a, dtype=int) - np.asarray(b, dtype=int)).max() <= 2  # batch rounding only
 
 
+def test_a_progress_bar_counts_every_denoising_step_of_every_image_unless_asked_not_to(tiny_pipe, capsys):
+    alice = _identity(tiny_pipe)
+    generate("a photo of alice", alice, tiny_pipe, num_images_per_prompt=3, num_inference_steps=2, batch_size=2)
+    shown = capsys.readouterr().err
+    assert "Drawing 3 images" in shown and "4/4" in shown  # two batches of two denoising steps each
+    generate("a photo of alice", alice, tiny_pipe, num_images_per_prompt=1, num_inference_steps=2, progress=False)
+    assert capsys.readouterr().err == ""
+
+
 def test_the_identity_changes_the_picture(tiny_pipe):
     alice, other = _identity(tiny_pipe), _identity(tiny_pipe)
     other.encoder_embeddings["text_encoder"] = other.embeddings * -1

@@ -57,3 +57,34 @@ def test_dtype_choices():
     assert pick_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
     with pytest.raises(UsageError):
         pick_dtype(torch.device("cpu"), "int3")
+
+
+def test_models_load_with_low_cpu_memory_through_accelerate_and_diffusers_does_not_warn(monkeypatch):
+    """diffusers warns ("Cannot initialize model with low cpu memory usage because `accelerate` was not found")
+    and loads the slow way when accelerate is missing; it is a dependency, and every load asks for it."""
+    import logging
+
+    from diffusers import DiffusionPipeline
+    from diffusers.pipelines import pipeline_utils
+    from diffusers.utils import logging as diffusers_logging
+
+    asked, messages = [], []
+    original = DiffusionPipeline.from_pretrained.__func__
+    spy = classmethod(lambda cls, *args, **kwargs: asked.append(kwargs) or original(cls, *args, **kwargs))
+    monkeypatch.setattr(DiffusionPipeline, "from_pretrained", spy)
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    verbosity = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_warning()  # the CLI may have quieted diffusers earlier in this process
+    logging.getLogger("diffusers").addHandler(handler)
+    try:
+        load_pipeline("tiny", device="cpu")
+        assert asked and all(kwargs.get("low_cpu_mem_usage") is True for kwargs in asked)
+        assert not [message for message in messages if "accelerate" in message]
+        with monkeypatch.context() as without:  # the same load without accelerate: the warning is seen here
+            without.setattr(pipeline_utils, "is_accelerate_available", lambda: False)
+            load_pipeline("tiny", device="cpu")
+        assert [message for message in messages if "`accelerate` was not found" in message]
+    finally:
+        logging.getLogger("diffusers").removeHandler(handler)
+        diffusers_logging.set_verbosity(verbosity)

@@ -66,15 +66,26 @@ def _user_logging(debug: bool) -> Iterator[None]:
         log.handlers[:], log.level, log.propagate = saved
 
 
+QUIET_LIBRARIES = {"TRANSFORMERS_VERBOSITY": "error", "DIFFUSERS_VERBOSITY": "error",
+                   "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1"}
+"""The libraries' own notices and loading bars mean nothing to a user of anybody. Set in the environment
+(where the user's own values win) so that they apply when a command first imports the libraries: importing
+them just to quiet them would cost every command seconds. diffusers' loading bar follows
+HF_HUB_DISABLE_PROGRESS_BARS through `anybody.models.loading`."""
+
+
 def _quiet_libraries(debug: bool) -> None:
-    if not debug:  # the libraries' own notices and loading bars mean nothing to a user of anybody
-        import warnings
+    if debug:
+        return
+    import os
+    import warnings
 
-        import diffusers.utils.logging as diffusers_logging
-        import transformers.utils.logging as transformers_logging
-
-        warnings.filterwarnings("ignore")
-        for library in (diffusers_logging, transformers_logging):
+    warnings.filterwarnings("ignore")
+    for variable, value in QUIET_LIBRARIES.items():
+        os.environ.setdefault(variable, value)
+    for name in ("diffusers", "transformers"):
+        if name in sys.modules:  # imported before the command (a program calling main): settings already read
+            library = import_module(f"{name}.utils.logging")
             library.set_verbosity_error()
             library.disable_progress_bar()
 

@@ -6,6 +6,7 @@ import argparse
 import time
 
 from anybody.generation import defaults
+from anybody.generation.checks import check_arguments
 from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
 
 
@@ -50,6 +51,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    check_arguments(args.prompt, args.num_images, args.steps, args.guidance, args.height, args.width, args.negative,
+                    args.batch_size)  # before torch and diffusers are imported: a refusal is immediate
     from anybody.generation import generate
 
     out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
@@ -66,6 +69,7 @@ def run_generate(args: argparse.Namespace) -> int:
 
 
 def run_attention(args: argparse.Namespace) -> int:
+    check_arguments(args.prompt, 1, args.steps, args.guidance, None, None)
     from anybody.generation import attention_map
 
     path = attention_map(args.prompt, split_names(args.identity), args.model, out=args.out, seed=args.seed,

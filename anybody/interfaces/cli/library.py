@@ -38,7 +38,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", help=f"the file (or SDXL diffusers folder) to write (default: "
                                       f"{EXPORTS}/FORMAT/NAME...; in A1111, ComfyUI, InvokeAI and kohya the file "
                                       "name is the prompt word)")
-    export.add_argument("--token", help="a1111 and diffusers: the token stored in the file (default <NAME>)")
+    export.add_argument("--token", help=f"{' and '.join(name for name, spec in FORMATS.items() if spec.token_in_file)}"
+                                        " only: the token stored in the file (default <NAME>)")
     export.add_argument("--replace", action="store_true", help="overwrite an existing file (default: refuse)")
     add_library(export)
     export.set_defaults(run=run_export)
@@ -56,12 +57,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run_identities(args: argparse.Namespace) -> int:
     from anybody.errors import UsageError
-    from anybody.identity import Identity, library_names
 
     if args.action == "list":
         return _list_identities(args.library, args.model)
     if not args.name:
         raise UsageError(f"identities {args.action} needs a name", f"anybody identities {args.action} NAME")
+    from anybody.identity import Identity, library_names
     identity = Identity.load(args.name, args.library)
     if args.action == "show":
         print(f"{identity.name}: {identity.path} ({identity.path.stat().st_size:,} bytes)")
@@ -85,12 +86,14 @@ def run_identities(args: argparse.Namespace) -> int:
 
 def _list_identities(library: str | None, model: str | None) -> int:
     from anybody.errors import AnybodyError
-    from anybody.identity import Identity, library_names
+    from anybody.identity import library_names
 
     names = library_names(library)
     if not names:
         print(f"No identities in {settings.library_folder(library)} yet: anybody learn PHOTO --name NAME")
         return 0
+    from anybody.identity import Identity  # reading identity files needs torch; an empty library does not
+
     fits = _fit_checker(model)
     rows = [("name", "method", "base model", "width", "created", "")]
     for name in names:
@@ -146,13 +149,14 @@ def run_export(args: argparse.Namespace) -> int:
 def run_import(args: argparse.Namespace) -> int:
     from anybody.identity import require_free, validate_name
     from anybody.identity.formats import import_embedding
-    from anybody.models import load_pipeline, text_encoders
 
     name = validate_name(args.name)
     if not args.replace:
         require_free([name], args.library, learning=False)
     widths = None
-    if args.model:
+    if args.model:  # only then are diffusers and transformers imported
+        from anybody.models import load_pipeline, text_encoders
+
         pipe = load_pipeline(args.model, device="cpu")
         widths = {key: encoder.get_input_embeddings().weight.shape[1] for key, _, encoder in text_encoders(pipe)}
     identity = import_embedding(args.file, name, widths)

@@ -1,0 +1,104 @@
+"""Start-up time of each command: how long `anybody ...` takes when it has little or nothing to do.
+
+Each command runs as its own `python -m anybody` process (the best of --repeat runs is kept, since the
+machine's load only ever adds time), then once more under `python -X importtime` to list which of the
+heavy libraries (torch, diffusers, transformers, dlib) it imported. The commands are the ones a user
+waits on before anything happens: `--help`, a refused argument, the library commands on a small library,
+and `face` (which does its real work, dlib's detection, but must load no diffusion model).
+
+    python benchmarks/startup.py                       # this checkout
+    python benchmarks/startup.py --root /tmp/before    # another checkout of anybody, same interpreter
+
+Target: under 1 s for `--help`, refusals and the library commands (`identities`, `export`, `import`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+HEAVY = ("torch", "diffusers", "transformers", "dlib")
+TARGET_S = 1.0
+
+
+def commands(work: Path) -> dict[str, list[str]]:
+    """What to time, by label: argv after `anybody`, run in `work` (which holds the library and files)."""
+    return {
+        "--help": ["--help"],
+        "generate -n 0 (refused)": ["generate", "a photo of alice", "-n", "0"],
+        "learn --steps 0 (refused)": ["learn", "photo.jpg", "--name", "bob", "--steps", "0"],
+        "identities (empty library)": ["identities", "--library", str(work / "empty")],
+        "identities (one identity)": ["identities", "--library", str(work / "library")],
+        "identities show": ["identities", "show", "alice", "--library", str(work / "library")],
+        "export --format a1111": ["export", "alice", "--format", "a1111", "--out", str(work / "alice.pt"),
+                                  "--library", str(work / "library")],
+        "import (no --model)": ["import", str(work / "bob.safetensors"), "--name", "bob", "--replace",
+                                "--library", str(work / "library")],
+        "face (with detection)": ["face", "photo.jpg", "--out", str(work / "face")],
+    }
+
+
+def prepare(work: Path) -> None:
+    """A library with one identity, a diffusers-style embedding to import, and the sample photo."""
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+
+    from anybody.identity import Identity
+
+    torch.manual_seed(0)
+    (work / "empty").mkdir()
+    Identity(name="alice", encoder_embeddings={"text_encoder": torch.randn(2, 32)},
+             metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"}).save(library=work / "library")
+    save_file({"<bob>": torch.randn(2, 32)}, str(work / "bob.safetensors"))
+    shutil.copy(ROOT / "anybody" / "data" / "sample_face.jpg", work / "photo.jpg")
+
+
+def run(root: Path, work: Path, argv: list[str], importtime: bool = False) -> tuple[float, int, str]:
+    """(wall seconds, exit code, stderr) of one `python -m anybody argv` with `root` first on the path."""
+    environment = {**os.environ, "PYTHONPATH": str(root), "ANYBODY_HOME": str(work / "home")}
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "anybody", *argv]
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=work, env=environment, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, done.returncode, done.stderr
+
+
+def heavy_imports(importtime_log: str) -> list[str]:
+    """The heavy libraries a process imported, read from `-X importtime` lines ("... | cumulative | name")."""
+    names = {line.rsplit("|", 1)[-1].strip() for line in importtime_log.splitlines() if line.startswith("import time")}
+    return [library for library in HEAVY if library in names]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the anybody checkout to time (default: this one)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per command; the fastest is kept (default 3)")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="anybody-startup-") as folder:
+        work = Path(folder)
+        prepare(work)
+        print(f"{args.root.resolve()}: best of {args.repeat}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        print("| command | exit | seconds | heavy libraries imported |\n|---|---|---|---|")
+        for label, argv in commands(work).items():
+            times, code = [], 0
+            for _ in range(args.repeat):
+                seconds, code, _ = run(args.root, work, argv)
+                times.append(seconds)
+            _, _, log = run(args.root, work, argv, importtime=True)
+            best = min(times)
+            mark = "" if best < TARGET_S or label.startswith("face") else " (over 1 s)"
+            print(f"| `{label}` | {code} | {best:.2f}{mark} | {', '.join(heavy_imports(log)) or 'none'} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

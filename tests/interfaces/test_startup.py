@@ -1,0 +1,73 @@
+"""Starting the command line: arguments are checked, and the library commands run, before any model library
+is imported (importing torch, diffusers and transformers costs seconds, which every command used to pay)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from anybody.identity import Identity
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_LIBRARIES = ("diffusers", "transformers", "dlib")
+RUN = """
+import json, sys
+from anybody.interfaces.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as done:
+    code = done.code
+heavy = [name for name in ("torch", "diffusers", "transformers", "dlib") if name in sys.modules]
+print(json.dumps({"code": code, "imported": heavy}))
+"""
+
+
+def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
+    """(exit code, heavy libraries imported) of the CLI run on argv in a fresh interpreter."""
+    environment = {**os.environ, "ANYBODY_HOME": str(cwd / "home"), "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", RUN, *argv], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["code"], result["imported"]
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["--help"], 0),
+    (["generate", "a photo of alice", "-n", "0"], 2),
+    (["generate", "a photo of alice", "--batch-size", "0"], 2),
+    (["attention", "a photo of alice", "--steps", "0"], 2),
+    (["identities", "--library", "empty"], 0),
+    (["identities", "show", "--library", "empty"], 2),
+], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "identities, empty library",
+        "identities show without a name"])
+def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):
+    (tmp_path / "empty").mkdir()
+    assert _start(argv, tmp_path) == (code, [])
+
+
+@pytest.mark.slow
+def test_the_library_commands_and_face_import_no_diffusion_model_library(tmp_path):
+    Identity(name="alice", encoder_embeddings={"text_encoder": torch.randn(2, 8)},
+             metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"}).save(library=tmp_path / "lib")
+    shutil.copy(ROOT / "anybody" / "data" / "sample_face.jpg", tmp_path / "photo.jpg")
+    commands = {
+        "identities": ["identities", "--library", "lib"],
+        "identities show": ["identities", "show", "alice", "--library", "lib"],
+        "export": ["export", "alice", "--format", "a1111", "--out", "alice.pt", "--library", "lib"],
+        "import": ["import", "alice.pt", "--name", "bob", "--library", "lib"],
+        "face": ["face", "photo.jpg", "--out", "face"],
+    }
+    for label, argv in commands.items():
+        code, imported = _start(argv, tmp_path)
+        assert code == 0, label
+        assert not set(imported) & set(MODEL_LIBRARIES[:2]), f"{label} imported {imported}"
+        if label != "face":  # face detection is dlib's work
+            assert "dlib" not in imported, label
