@@ -168,9 +168,9 @@ def test_sigkill_at_any_moment_leaves_only_complete_loadable_files(server, tmp_p
     assert load_checkpoint(checkpoint).step == STEPS
 
     # Kills inside the atomic write (writes take milliseconds: random moments rarely land in one). Every
-    # write of the run replaces a file called kim.safetensors: the checkpoint after each step, the
-    # checkpoint again at the end, then the identity.
-    for nth, when in ((3, "before"), (STEPS + 2, "partial")):  # checkpoint 3 whole, the identity half written
+    # write of the run replaces a file called kim.safetensors: the checkpoint after each step (the last
+    # one is the final state), then the identity.
+    for nth, when in ((3, "before"), (STEPS + 1, "partial")):  # checkpoint 3 whole, the identity half written
         checkpoint.unlink()
         before = identity.read_bytes()
         log = tmp_path / f"fault-{nth}-{when}.log"
