@@ -72,7 +72,8 @@ class ExportFormat:
     sdxl_suffix: str
     stem: str
     prompt: str
-    use: str  # what to do with the file ({file}: its name, {path}: where it is)
+    use: str  # what to do with the file ({file}: its name, {path}: where it is, {stem}, {vectors})
+    sdxl_use: str = ""  # the same for an SDXL export, where it differs
     token_in_file: bool = False  # the tool reads the prompt word from the file (`--token` sets it)
     stem_is_new_token: bool = False  # the tool adds the file name to CLIP's tokenizer (kohya's rule)
 
@@ -97,11 +98,11 @@ FORMATS: dict[str, ExportFormat] = {
         "{path} --token_string {stem} --num_vectors_per_token {vectors}", stem_is_new_token=True),
     "diffusers": ExportFormat(
         "diffusers", "diffusers (pipe.load_textual_inversion)", "diffusers", ".safetensors", "", "{name}", "{token}",
-        "pipe.load_textual_inversion({path!r}){sdxl}", token_in_file=True),
+        "pipe.load_textual_inversion({path!r})", token_in_file=True,
+        # diffusers loads SDXL embeddings once per encoder, from the export folder's per-encoder subfolders
+        sdxl_use="pipe.load_textual_inversion({path!r}, subfolder='text_encoder'), then the same with "
+                 "subfolder='text_encoder_2', text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2"),
 }
-# diffusers loads SDXL embeddings once per encoder, from the export folder's per-encoder subfolders.
-DIFFUSERS_SDXL_USE = (", subfolder='text_encoder', and again with subfolder='text_encoder_2', "
-                      "text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2")
 
 
 def get_format(format: str) -> ExportFormat:
@@ -138,9 +139,10 @@ def prompt_hint(format: str, written: str | os.PathLike[str], *, token: str, vec
     path = Path(written)
     stem = path.name if path.suffix == "" else path.stem
     word = spec.prompt.format(stem=stem, token=token)
-    sdxl = DIFFUSERS_SDXL_USE if path.is_dir() else ""
-    use = spec.use.format(file=path.name, path=str(path), stem=stem, vectors=vectors, sdxl=sdxl)
-    origin = f"the token stored in {path.name}" if "{token}" in spec.prompt else f"{path.name} -> {word}"
+    template = spec.sdxl_use if spec.sdxl_use and path.is_dir() else spec.use
+    use = template.format(file=path.name, path=str(path), stem=stem, vectors=vectors)
+    shown = f"{path.name}/" if path.is_dir() else path.name
+    origin = f"the token stored in {shown}" if "{token}" in spec.prompt else f"{shown} -> {word}"
     return f"{spec.tools}: {use}\nprompt word: {word} ({origin})"
 
 
