@@ -137,6 +137,13 @@ CASES: dict[str, list[str]] = {
     "an output folder that is a file (`--out notes.jpg`)": [*GENERATE, "--out", "notes.jpg"],
     'a prompt without the identity (`"a photo of bob" --identity alice`)': ["generate", "a photo of bob", "--identity",
                                                                            "alice", "--library", "lib"],
+    # Evaluation
+    "a photo folder that is not there (`evaluate no-such-folder`)": ["evaluate", "no-such-folder", "--model", "tiny"],
+    "an unknown method variant (`--methods celeb-basis+colour`)": ["evaluate", "photos", "--methods",
+                                                                   "celeb-basis+colour"],
+    "no images (`--images-per-prompt 0`)": ["evaluate", "photos", "--images-per-prompt", "0"],
+    "a names file that is not there (`basis filter --names missing.txt`)": ["basis", "filter", "--model", "tiny",
+                                                                            "--names", "missing.txt"],
 }
 
 

@@ -26,7 +26,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("photos", metavar="PHOTOS", help="a folder with one photo per person (alice.jpg, bob.png)")
     add_model(evaluate, single_file=False)
     add_device(evaluate)
-    evaluate.add_argument("--methods", type=parse_methods, default=list(DEFAULT_METHODS),
+    evaluate.add_argument("--methods", default=",".join(DEFAULT_METHODS),
                           help=f"comma-separated: {', '.join(METHODS)}, each optionally with "
                           f"{', '.join('+' + v for v in VARIANTS)} (default {','.join(DEFAULT_METHODS)})")
     evaluate.add_argument("--task", choices=("photos", "recovery"), default="photos",
@@ -69,11 +69,12 @@ def run(args: argparse.Namespace) -> int:
     from anybody import settings
 
     model = args.model or settings.default_model()
+    methods = parse_methods(args.methods)
     if args.task == "recovery":
         from anybody.evaluation.recovery import recover
 
         recovery = RecoverySettings(
-            photos=args.photos, model=model, methods=args.methods, steps=args.steps or RecoverySettings.steps,
+            photos=args.photos, model=model, methods=methods, steps=args.steps or RecoverySettings.steps,
             views=args.views or RecoverySettings.views, learning_rate=args.lr, seed=args.seed,
             out=args.out or RecoverySettings.out, device=args.device, dtype=args.dtype)
         recover(recovery)
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from anybody.evaluation.harness import evaluate
 
     evaluation = EvaluationSettings(
-        photos=args.photos, model=model, methods=args.methods, prompts=args.prompts,
+        photos=args.photos, model=model, methods=methods, prompts=args.prompts,
         images_per_prompt=args.images_per_prompt, seed=args.seed, steps=args.steps, views=args.views,
         resolution=args.resolution, drawing_steps=args.drawing_steps, guidance=args.guidance, scorer=args.scorer,
         clip=args.clip, clip_threshold=args.clip_threshold, out=args.out or DEFAULT_OUT, device=args.device,
