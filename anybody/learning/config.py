@@ -37,6 +37,9 @@ class LearnConfig:
     views: int = 32  # augmented views per photo, computed once before the loop
     resolution: int | None = None  # default: the model's native size
     checkpoint_every: int = 100
+    check_every: int = 10  # steps between reads of the loss (each read waits for the device)
+    compile: bool = False  # torch.compile the frozen UNet
+    channels_last: bool = False  # the UNet in channels-last memory format
     coefficient_average: Literal["views", "ema"] = "views"
     ema_momentum: float = 0.99
     gradient_checkpointing: bool = False
@@ -56,6 +59,7 @@ class LearnConfig:
         get_method(self.method)
         for name, flag, example in (("steps", "--steps", 800), ("batch_size", "--batch-size", 2),
                                     ("views", "--views", 32), ("checkpoint_every", "--checkpoint-every", 100),
+                                    ("check_every", "--check-every", 10),
                                     ("mapper_depth", "--mapper-depth", 1), ("stages", "--stages", 5),
                                     ("tokens", "--tokens", 2)):
             require_at_least(getattr(self, name), 1, name.replace("_", " "), flag, example)
@@ -66,8 +70,8 @@ class LearnConfig:
                              "Leave it out to use the model's own size")
 
     def recipe(self) -> dict:
-        """The settings a resumed run must share with the interrupted one (all but how long it runs)."""
+        """The settings a resumed run must share with the interrupted one (all but how long and how fast it runs)."""
         recipe = asdict(self)
-        recipe.pop("steps")
-        recipe.pop("checkpoint_every")
+        for speed_only in ("steps", "checkpoint_every", "check_every", "compile", "channels_last"):
+            recipe.pop(speed_only)
         return recipe

@@ -49,5 +49,5 @@ def teacher_target(run: Run, teacher: dict[str, Identity]) -> Target:
             keys[encoder] = torch.cat([key for key, _ in pairs]).to(batch.noisy.device)
             values[encoder] = torch.cat([value for _, value in pairs]).to(batch.noisy.device)
         condition = run.attention.condition(batch.ids, keys, values, batch.template, record=False)
-        return run.unet(batch.noisy, batch.timesteps, condition.hidden, added_cond_kwargs=condition.added).sample
+        return run.denoise(batch.noisy, batch.timesteps, condition)
     return target

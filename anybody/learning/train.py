@@ -35,9 +35,10 @@ from anybody.face import FaceInput, get_face_encoder, prepare_face
 from anybody.identity import Identity, token_strings
 from anybody.learning.attention_term import AttentionTerm
 from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from anybody.learning.conditioning import PromptEncoder
+from anybody.learning.conditioning import Conditioning, PromptEncoder
 from anybody.learning.config import LearnConfig
 from anybody.learning.names import check_names, checkpoint_path
+from anybody.learning.precision import check_precision, loss_scaler
 from anybody.learning.targets import Target, denoising_target
 from anybody.learning.views import ViewBank, build_view_bank
 from anybody.methods import get_method
@@ -109,6 +110,8 @@ class Run:
     noise_generator: torch.Generator  # noise and timesteps, on the model's device
     checkpoint: Path
     recipe: dict
+    scaler: torch.amp.GradScaler  # fp16's loss scale (a pass-through for other dtypes)
+    denoiser: torch.nn.Module  # the frozen UNet, or its torch.compile wrapper (`compile`)
     library: str | os.PathLike[str] | None = None
     step: int = 0  # steps completed
     saved_step: int | None = None  # the step of this run's checkpoint on disk, if any
@@ -118,6 +121,12 @@ class Run:
     @property
     def unet(self) -> torch.nn.Module:
         return self.pipe.unet
+
+    def denoise(self, noisy: torch.Tensor, timesteps: torch.Tensor, condition: Conditioning) -> torch.Tensor:
+        """The frozen UNet's prediction; the fp32 noisy latents are cast to the UNet's dtype here, where they
+        enter the model (see `precision.py`)."""
+        return self.denoiser(noisy.to(self.unet.dtype), timesteps, condition.hidden,
+                             added_cond_kwargs=condition.added).sample
 
     def states_now(self) -> dict[str, torch.Tensor]:
         return {"generator": self.generator.get_state(), "noise": self.noise_generator.get_state()}
@@ -129,6 +138,7 @@ def prepare(photos: list[Photo], names: list[str], model: str | DiffusionPipelin
     """Load the frozen model, make every photo's views, build the method's learner and the prompts."""
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
     device_ = pipe.unet.device
+    check_precision(device_, pipe.unet.dtype)
     resolution = config.resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
     noise_schedule = DDPMScheduler.from_config(pipe.scheduler.config)
 
@@ -154,6 +164,8 @@ def prepare(photos: list[Photo], names: list[str], model: str | DiffusionPipelin
                               class_word=config.class_word)
     if config.gradient_checkpointing:
         pipe.unet.enable_gradient_checkpointing()
+    if config.channels_last:
+        pipe.unet.to(memory_format=torch.channels_last)
     recipe = {"names": names, "model": describe_model(pipe), **learner.recipe(), "config": config.recipe()}
     run = Run(config=config, names=names, photos=photos, faces=faces, banks=banks, face_encoder=face_encoder.name,
               pipe=pipe, learner=learner, optimizer=learner.make_optimizer(config), text=text,
@@ -162,7 +174,9 @@ def prepare(photos: list[Photo], names: list[str], model: str | DiffusionPipelin
               attention=attention, noise_schedule=noise_schedule,
               generator=torch.Generator(device="cpu").manual_seed(config.seed),
               noise_generator=torch.Generator(device=device_).manual_seed(config.seed + 1),
-              checkpoint=checkpoint_path(names, library), recipe=recipe, library=library)
+              checkpoint=checkpoint_path(names, library), recipe=recipe,
+              scaler=loss_scaler(device_, pipe.unet.dtype),
+              denoiser=torch.compile(pipe.unet) if config.compile else pipe.unet, library=library)
     run.random_states = run.states_now()
     return run
 
@@ -203,7 +217,7 @@ def sample_batch(run: Run) -> Batch:
     features = torch.stack([run.banks[i].features[v] for i, v in zip(who.tolist(), view.tolist())])
     latents = torch.stack([run.banks[i].latents[v] for i, v in zip(who.tolist(), view.tolist())])
     ids = {encoder: table[who.to(device), template.to(device)] for encoder, table in run.prompt_ids.items()}
-    noise = torch.randn(latents.shape, generator=run.noise_generator, device=device).to(run.unet.dtype)
+    noise = torch.randn(latents.shape, generator=run.noise_generator, device=device)  # fp32, as the latents
     timesteps = torch.randint(run.noise_schedule.config.num_train_timesteps, (config.batch_size,),
                               generator=run.noise_generator, device=device)
     noisy = run.noise_schedule.add_noise(latents, noise, timesteps)
@@ -213,10 +227,17 @@ def sample_batch(run: Run) -> Batch:
 def fit(run: Run, *, target: Target | None = None, callback: Callable[[int, float], None] | None = None,
         progress: bool = True) -> None:
     """The loop, from `run.step` to `config.steps`: a checkpoint every `checkpoint_every` steps, at the end,
-    and when interrupted (Ctrl-C, or a callback raising KeyboardInterrupt), which raises `Interrupted`."""
+    and when interrupted (Ctrl-C, or a callback raising KeyboardInterrupt), which raises `Interrupted`.
+
+    A step never waits for the device: the losses stay on it and are read, with a check that they and the
+    learner's weights are finite, every `check_every` steps, on the first step, before each checkpoint and
+    at the end. `run.loss`, the progress bar and `callback(step, loss)` show the last loss read, so on the
+    steps in between the callback is given the loss of the last checked step (a float on every step).
+    """
     config, learner = run.config, run.learner
     target = target or denoising_target(run.noise_schedule)
     bar = tqdm(total=config.steps, initial=run.step, desc="Learning", disable=not progress, unit="step")
+    first, unread = run.step + 1, []  # unread: the losses since the last check, still on the device
     try:
         with run.attention.installed(run.unet):
             for step in range(run.step, config.steps):
@@ -224,24 +245,28 @@ def fit(run: Run, *, target: Target | None = None, callback: Callable[[int, floa
                 wanted = target(batch)
                 keys, values = learner(batch.features, batch.who, batch.timesteps)
                 condition = run.attention.condition(batch.ids, keys, values, batch.template)
-                prediction = run.unet(batch.noisy, batch.timesteps, condition.hidden,
-                                      added_cond_kwargs=condition.added).sample
+                prediction = run.denoise(batch.noisy, batch.timesteps, condition)
                 loss = torch.nn.functional.mse_loss(prediction.float(), wanted.float())
                 loss = loss + run.attention.loss(batch.who, batch.template)
                 run.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                run.optimizer.step()
-                _check_finite(run, loss, step)
+                run.scaler.scale(loss).backward()
+                run.scaler.step(run.optimizer)
+                run.scaler.update()
                 learner.after_step(batch.who)
+                unread.append(loss.detach())
                 run.step, run.random_states = step + 1, run.states_now()
 
                 bar.update(1)
-                bar.set_postfix(loss=f"{run.loss:.4f}")
-                if run.step % config.checkpoint_every == 0:
+                checkpoint_due = run.step % config.checkpoint_every == 0
+                if checkpoint_due or run.step in (first, config.steps) or run.step % config.check_every == 0:
+                    _check_finite(run, unread)
+                    bar.set_postfix(loss=f"{run.loss:.4f}")
+                if checkpoint_due:
                     save(run)
                 if callback is not None:
                     callback(run.step, run.loss)
     except KeyboardInterrupt:
+        _check_finite(run, unread)  # a diverged state is reported, never saved as a checkpoint
         save(run)
         raise Interrupted(
             f"Learning was interrupted after step {run.step} of {config.steps}; the checkpoint is saved",
@@ -254,14 +279,23 @@ def fit(run: Run, *, target: Target | None = None, callback: Callable[[int, floa
         save(run)  # the final state, so a run killed while writing the identities can still finish
 
 
-def _check_finite(run: Run, loss: torch.Tensor, step: int) -> None:
-    """Stop with advice when the loss or the learner's weights stop being finite."""
-    run.loss = loss.item()
-    if torch.isfinite(loss) and all(torch.isfinite(p).all() for p in run.learner.parameters()):
+def _check_finite(run: Run, unread: list[torch.Tensor]) -> None:
+    """Read the losses of the steps since the last check (one wait for the device) into `run.loss`, and stop
+    with advice when one of them or the learner's weights stopped being finite. `unread` is emptied."""
+    if not unread:
         return
+    weights_finite = torch.stack([p.isfinite().all() for p in run.learner.parameters()]).all()
+    read = torch.cat([torch.stack(unread).float(), weights_finite.float()[None]]).cpu()
+    losses, since = read[:-1], run.step - len(unread)  # since: the steps completed before the first unread
+    unread.clear()
+    run.loss = float(losses[-1])
+    bad = (~torch.isfinite(losses)).nonzero()
+    if not len(bad) and read[-1] == 1:
+        return
+    step = since + int(bad[0]) + 1 if len(bad) else run.step
     kept = ("no checkpoint had been written yet" if run.saved_step is None else
             f"the last good checkpoint (step {run.saved_step}) is kept")
-    raise TrainingError(f"Learning diverged at step {step + 1} (the loss or the weights stopped being finite); {kept}",
+    raise TrainingError(f"Learning diverged at step {step} (the loss or the weights stopped being finite); {kept}",
                         f"Try a lower learning rate (--lr {run.config.learning_rate / 10:g})")
 
 

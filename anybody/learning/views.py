@@ -77,24 +77,28 @@ def build_view_bank(face: FaceInput, encoder: FaceEncoder, vae: torch.nn.Module,
     features = torch.from_numpy(np.asarray(encoder.encode(crops), dtype=np.float32))
     generator = torch.Generator(device="cpu").manual_seed(seed)
     latents = []
-    parameter = next(vae.parameters())
+    # Read once: `vae.to(...)` below changes the parameters in place, so a parameter object read later
+    # would report the upcast dtype (and the VAE would be left in fp32).
+    device, dtype = vae.device, vae.dtype
     # SDXL's VAE overflows in fp16 and says so with `force_upcast`; its pipeline encodes in fp32 too.
-    upcast = parameter.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    upcast = dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
     if upcast:
         vae.to(torch.float32)
     try:
         with torch.no_grad():
             for start in range(0, count, chunk):
                 pixels = torch.stack([_to_tensor(image) for image in canvases[start : start + chunk]])
-                posterior = vae.encode(pixels.to(next(vae.parameters()))).latent_dist
+                posterior = vae.encode(pixels.to(device, vae.dtype)).latent_dist
                 noise = torch.randn(posterior.mean.shape, generator=generator).to(posterior.mean)
-                sample = posterior.mean + posterior.std * noise
+                sample = posterior.mean.float() + posterior.std.float() * noise.float()
                 shift = getattr(vae.config, "shift_factor", None) or 0.0
-                latents.append(((sample - shift) * vae.config.scaling_factor).to(parameter.dtype))
+                latents.append((sample - shift) * vae.config.scaling_factor)
     finally:
         if upcast:
-            vae.to(parameter.dtype)
-    return ViewBank(features=features.to(parameter.device), latents=torch.cat(latents))
+            vae.to(dtype)
+    # Latents stay in fp32 whatever the model's dtype: the noise, the noisy input and the target are made
+    # in fp32 and only the UNet's input is cast to its dtype (the loss is taken in fp32).
+    return ViewBank(features=features.to(device), latents=torch.cat(latents))
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:

@@ -39,6 +39,13 @@ OPTIONS = (
     Option("--detector", "detector", "dlib's face detector: hog (fast) or cnn (finds more faces, slower)"),
     Option("--face-encoder", "face_encoder", "the face recognizer: dlib, or the path to an ArcFace .onnx file"),
     Option("--checkpoint-every", "checkpoint_every", "steps between checkpoints"),
+    Option("--check-every", "check_every", "steps between reads of the loss, when it is shown and checked to be "
+           "finite (each read waits for the GPU)"),
+)
+SWITCHES = (  # on/off LearnConfig fields: (flag, field, help)
+    ("--gradient-checkpointing", "gradient_checkpointing", "less memory, slower steps"),
+    ("--compile", "compile", "torch.compile the frozen UNet: a slow first step, then faster ones on a GPU"),
+    ("--channels-last", "channels_last", "the UNet in channels-last memory format"),
 )
 TYPES = typing.get_type_hints(LearnConfig)
 
@@ -68,14 +75,15 @@ def add_learn_options(parser: argparse.ArgumentParser) -> None:
                         f"(default {BasisOptions().alignment})")
     parser.add_argument("--names", help="celeb-basis: the basis's celebrity names, a file with one a line (from "
                         "`anybody basis filter`, say) (default: the shipped list)")
-    parser.add_argument("--gradient-checkpointing", action="store_true", default=None,
-                        help="less memory, slower steps")
+    for flag, field, text in SWITCHES:
+        parser.add_argument(flag, dest=field, action="store_true", default=None,
+                            help=f"{text} (default {'on' if getattr(LearnConfig(), field) else 'off'})")
 
 
 def config_from(args: argparse.Namespace) -> LearnConfig:
     """The run's config: the method's defaults, then only the options the user gave."""
     given = {option.field: getattr(args, option.field) for option in OPTIONS}
-    given["gradient_checkpointing"] = args.gradient_checkpointing
+    given.update({field: getattr(args, field) for _, field, _ in SWITCHES})
     if args.alignment or args.names:
         from anybody.basis.filter import names_file
 
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from anybody.face import load_photo
     from anybody.interfaces.signals import sigterm_as_interrupt
     from anybody.learning import check_names, learn
+    from anybody.learning.precision import check_request
     from anybody.models import load_pipeline
 
     config = config_from(args)
@@ -115,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
                         replace=args.replace, restart=args.restart)
     for photo in args.photos:  # fail on a bad photo before loading a model of several GB
         load_photo(photo)
+    check_request(args.device, args.dtype)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, config=args.config)
     with sigterm_as_interrupt():
         identities = learn(args.photos, names, pipe, config, library=args.library, resume=args.resume,

@@ -61,8 +61,8 @@ class CelebBasisLearner(Learner):
         for row, index in enumerate(who.tolist()):
             for encoder, rows in self.last_coefficients.items():
                 average, current = getattr(self, f"average_{encoder}"), rows[row].detach().float()
-                seen = bool(self.average_seen[index])
-                average[index] = self.momentum * average[index] + (1 - self.momentum) * current if seen else current
+                moved = self.momentum * average[index] + (1 - self.momentum) * current
+                average[index] = torch.where(self.average_seen[index], moved, current)  # no wait for the device
             self.average_seen[index] = True
 
     @torch.no_grad()

@@ -44,7 +44,8 @@ class StageTokenLearner(Learner):
         return {encoder: row.expand(self.tokens, -1) for encoder, row in self.initial.items()}
 
     def make_optimizer(self, config: LearnConfig) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.parameters(), lr=config.learning_rate)  # as SeFi-IDE's code
+        # Adam, as SeFi-IDE's code
+        return torch.optim.Adam(self.parameters(), lr=config.learning_rate, **self.optimizer_kernel())
 
     def identity_tokens(self, index: int) -> Tokens:
         """{encoder: (stages, 2, tokens, width)} of one identity."""
