@@ -63,6 +63,19 @@ class Interrupted(TrainingError):
     """Learning was stopped by the user; the checkpoint on disk can be resumed (the CLI exits 130)."""
 
 
+def summarize(error: BaseException, limit: int = 160) -> str:
+    """The reason inside a library's exception as one bounded, printable line, for "cannot be read (...)"
+    messages: parsers of hostile bytes say a lot, and torch wraps its reason in advice to unpickle anyway."""
+    text = str(error)
+    if "WeightsUnpickler error:" in text:
+        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0].split(". ")[0] if lines else ""
+    if len(first) < 24:  # "101" or "" alone says nothing; the error's kind says a little
+        first = f"{type(error).__name__}: {first}" if first else type(error).__name__
+    return "".join(c if c.isprintable() else "?" for c in first)[:limit]
+
+
 def require_at_least(value: float, minimum: float, what: str, flag: str, example: object) -> None:
     """The one wording of "this number is too small" (also refuses NaN)."""
     if not value >= minimum:

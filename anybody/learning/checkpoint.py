@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 
-from anybody.errors import TrainingError
+from anybody.errors import TrainingError, summarize
 from anybody.storage import write_safetensors
 
 
@@ -46,7 +46,7 @@ def load_checkpoint(path: Path) -> TrainingState:
         recipe = json.loads(metadata["recipe"])
         param_groups = json.loads(metadata["param_groups"])
     except Exception as error:
-        raise TrainingError(f"The checkpoint {path} cannot be read ({str(error)[:100]})",
+        raise TrainingError(f"The checkpoint {path} cannot be read ({summarize(error)})",
                             "Start again without --resume") from error
     optimizer_state: dict[int, dict[str, torch.Tensor]] = {}
     sections: dict[str, dict[str, torch.Tensor]] = {"learner": {}, "random": {}}
