@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anybody.errors import UsageError
-from anybody.identity.names import token_strings
+from anybody.identity.names import ENCODERS, token_strings
 from anybody.lazy import lazy_exports
 
 if TYPE_CHECKING:
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from anybody.identity.readers import import_embedding
     from anybody.identity.writers import export_identity
 
-ENCODERS = ("text_encoder", "text_encoder_2")
 # The SDXL keys A1111, ComfyUI, InvokeAI and kohya share: CLIP ViT-L (first encoder), OpenCLIP bigG (second).
 SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
 SINGLE_KEY = "emb_params"

@@ -14,6 +14,7 @@ from anybody import settings
 from anybody.errors import IdentityError
 
 SUFFIX = ".safetensors"
+ENCODERS = ("text_encoder", "text_encoder_2")  # the text encoders an identity can hold tokens for
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 MAX_NAME_LENGTH = 40
 # Words the learning prompts themselves use: an identity with one of these names would be confused with them.
