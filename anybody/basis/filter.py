@@ -106,7 +106,8 @@ def score_name(name: str, pipe: object, scorer: FaceScorer, settings: FilterSett
     from anybody.generation import generate
 
     result = generate(PROMPT.format(name), (), pipe, num_images_per_prompt=settings.images,
-                      num_inference_steps=settings.steps, guidance_scale=settings.guidance, seed=settings.seed)
+                      num_inference_steps=settings.steps, guidance_scale=settings.guidance, seed=settings.seed,
+                      progress=False)
     return score_images(name, result.images, scorer)
 
 

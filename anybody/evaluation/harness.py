@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from anybody.errors import UsageError
+from anybody.errors import Interrupted, UsageError
 from anybody.evaluation.prompts import Prompt, load_prompts
 from anybody.evaluation.scoring import ClipScorer, FaceScorer, load_clip
 from anybody.evaluation.settings import EvaluationSettings
@@ -212,15 +212,20 @@ def _learn_and_draw(settings: EvaluationSettings, jobs: list[Job], drawings: lis
                 bar.update(step - done)
                 done = step
 
-            learn([person.photo for person in job.people], job.names, pipe, job.config, library=job.library,
-                  resume=resume, callback=advance, progress=False)
+            try:  # the library is the evaluation's own: a half-saved pair is learned again
+                learn([person.photo for person in job.people], job.names, pipe, job.config, library=job.library,
+                      resume=resume, replace=True, callback=advance, progress=False)
+            except Interrupted as stopped:
+                raise Interrupted(f"The evaluation was interrupted while learning {' and '.join(job.names)} with "
+                                  f"{job.spec}; what is done is kept", "Run the same evaluate command again: it "
+                                  "resumes from there") from stopped
             bar.update(job.config.steps - done)
         identities = [Identity.load(name, job.library) for name in job.names]
         for drawing in (d for d in drawings if d.job is job):
             generate(drawing.prompt.with_names(*job.names), identities, pipe,
                      num_images_per_prompt=len(drawing.seeds), num_inference_steps=settings.drawing_steps,
                      guidance_scale=settings.guidance, seed=drawing.seeds[0], out_dir=drawing.folder,
-                     batch_size=settings.batch_size)
+                     batch_size=settings.batch_size, progress=False)
             drawn += len(drawing.seeds)
             bar.update(len(drawing.seeds))
         switch = getattr(pipe, "anybody_stage_switch", None)
@@ -266,7 +271,7 @@ def _score(settings: EvaluationSettings, drawings: list[Drawing], references: di
             for path, key in zip(drawing.paths, relative):
                 found = faces_cache.get(key)
                 if found is None:
-                    images[path] = Image.open(path).convert("RGB")
+                    images[path] = _open(path)
                     found = [face.tolist() for face in scorer.faces(images[path])]
                     faces_cache.put(key, found)
                 descriptors.append([np.asarray(face, dtype=np.float32) for face in found])
@@ -274,8 +279,7 @@ def _score(settings: EvaluationSettings, drawings: list[Drawing], references: di
             if clip is not None and clip_cache is not None:
                 missing = [i for i, key in enumerate(relative) if clip_cache.get(key) is None]
                 if missing:
-                    pictures = [images[drawing.paths[i]] or Image.open(drawing.paths[i]).convert("RGB")
-                                for i in missing]
+                    pictures = [images[drawing.paths[i]] or _open(drawing.paths[i]) for i in missing]
                     for i, value in zip(missing, clip.scores([drawing.prompt.neutral()] * len(missing), pictures)):
                         clip_cache.put(relative[i], value)
                 clip_scores = [float(clip_cache.get(key)) for key in relative]  # type: ignore[arg-type]
@@ -297,3 +301,8 @@ def _score(settings: EvaluationSettings, drawings: list[Drawing], references: di
         if clip_cache is not None:
             clip_cache.save()
     return rows
+
+
+def _open(path: Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB")
