@@ -174,6 +174,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 outcome["error"] = error
 
         total = int(steps)
+        resuming = (if_interrupted or RESUME) == RESUME and studio.interrupted(name or "")
         thread = threading.Thread(target=work, name="anybody-learn", daemon=True)
         thread.start()
         yield progress_html(0, total, note="preparing: the face, the views, the model"), ""
@@ -202,8 +203,9 @@ def build_app(studio: Studio) -> gr.Blocks:
         if error is not None:
             raise error
         identity = outcome["identity"]
+        resumed = f", resumed from step {first[0] - 1}" if resuming and first else ""
         yield (progress_html(total, total, note="done"),
-               f"Learned **{identity.name}** ({identity.method}, {total} steps): `{identity.path}`. "
+               f"Learned **{identity.name}** ({identity.method}, {total} steps{resumed}): `{identity.path}`. "
                f'Draw it in the Draw tab: "a photo of {identity.name} on a beach".')
 
     def stop_learning(request: gr.Request = None) -> str:
@@ -331,10 +333,10 @@ def build_app(studio: Studio) -> gr.Blocks:
                                            elem_id="draw-steps")
                     guidance = gr.Number(defaults.GUIDANCE, label="Guidance", minimum=0, elem_id="guidance")
                 with gr.Row():
-                    width = gr.Number(None, label="Width (px; empty: the model's own)", precision=0,
-                                      elem_id="width")
-                    height = gr.Number(None, label="Height (px; empty: the model's own)", precision=0,
-                                       elem_id="height")
+                    width = gr.Number(0, label=f"Width (px; 0: the model's own, {studio.native_size})",
+                                      precision=0, minimum=0, elem_id="width")
+                    height = gr.Number(0, label=f"Height (px; 0: the model's own, {studio.native_size})",
+                                       precision=0, minimum=0, elem_id="height")
                 draw_button = gr.Button("Draw", variant="primary", elem_id="draw")
             with gr.Column():
                 gallery = gr.Gallery(label="Pictures", elem_id="gallery", columns=4, format="png",
@@ -415,6 +417,6 @@ def build_app(studio: Studio) -> gr.Blocks:
 
 
 def _size(value: float | None) -> int | None:
-    """An empty size box means the model's own size."""
+    """A size of 0 (or none) means the model's own."""
     return None if value in (None, "", 0) else int(value)
 

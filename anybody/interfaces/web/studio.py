@@ -16,6 +16,7 @@ can be used and tested without Gradio. Nothing here learns or draws by itself: `
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import tempfile
@@ -77,6 +78,7 @@ class Studio:
         self.library = library
         self.device, self.dtype = device, dtype
         self._pipe = pipe
+        self._vocabulary: dict[str, tuple[Any, int]] | None = None  # each encoder's tokenizer as loaded
         self._model_lock = threading.RLock()  # one model job at a time, even for callers outside Gradio
         self._drawings = 0
 
@@ -93,7 +95,31 @@ class Studio:
                 from anybody.models import load_pipeline
 
                 self._pipe = load_pipeline(self.model, device=self.device, dtype=self.dtype)
+            if self._vocabulary is None:
+                self._vocabulary = {name: (copy.deepcopy(tokenizer), len(tokenizer))
+                                    for name, tokenizer, _ in _text_encoders(self._pipe)}
             return self._pipe
+
+    def _plain_pipe(self) -> Any:
+        """The kept pipeline with its tokenizers and token tables as loaded, for the next job.
+
+        Learning and drawing add the identities' tokens to the pipeline they are given. A command line
+        process ends after one job; the app's pipeline lives on, so each job starts from the vocabulary
+        the model came with: the token table (which the celeb basis is keyed by, so a resumed run and the
+        basis cache find the same one) and the tokenizer do not grow with every identity ever drawn.
+        """
+        pipe = self.pipe
+        for name, _, encoder in _text_encoders(pipe):
+            tokenizer, size = self._vocabulary[name]
+            setattr(pipe, name.replace("text_encoder", "tokenizer"), copy.deepcopy(tokenizer))
+            if encoder.get_input_embeddings().weight.shape[0] != size:
+                encoder.resize_token_embeddings(size)  # keeps the first `size` rows: the model's own
+        return pipe
+
+    @property
+    def native_size(self) -> int:
+        """The side in px the model draws by default."""
+        return int(self.pipe.unet.config.sample_size * self.pipe.vae_scale_factor)
 
     # --- learn -------------------------------------------------------------------------------------
 
@@ -138,7 +164,7 @@ class Studio:
         names = check_names([photo], [name], config, self.library, resume=resume, restart=restart)
         load_photo(photo)  # a bad file is refused before the model is touched
         with self._model_lock:
-            identity = learn([photo], names, self.pipe, config, library=self.library, resume=resume,
+            identity = learn([photo], names, self._plain_pipe(), config, library=self.library, resume=resume,
                              restart=restart, callback=callback, progress=False)[0]
         saved = Identity.load(identity.path)  # as read back: with the checksum the file was sealed with
         self._keep_face(saved, photo, config.face_index)
@@ -180,7 +206,7 @@ class Studio:
         folder = self._new_folder()
         with self._model_lock:
             try:
-                return generate(prompt, list(names), self.pipe, num_images_per_prompt=count,
+                return generate(prompt, list(names), self._plain_pipe(), num_images_per_prompt=count,
                                 num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                                 negative_prompt=negative_prompt or None, width=width, height=height,
                                 out_dir=folder, library=self.library)
@@ -195,7 +221,7 @@ class Studio:
         with self._model_lock:
             try:
                 folder.mkdir(parents=True)
-                return attention_map(prompt, list(names), self.pipe, out=folder / "attention.png", seed=seed,
+                return attention_map(prompt, list(names), self._plain_pipe(), out=folder / "attention.png", seed=seed,
                                      num_inference_steps=steps, guidance_scale=guidance, library=self.library)
             finally:
                 self._after_drawing(folder)
@@ -274,13 +300,12 @@ class Studio:
         """Add a textual-inversion embedding under `name`, as `anybody import FILE --name NAME --model M` does
         with the app's model (its width checked)."""
         from anybody.identity.formats import import_embedding
-        from anybody.models import text_encoders
 
         checked = validate_name(name)
         require_free([checked], self.library, learning=False)
         with self._model_lock:
             widths = {key: encoder.get_input_embeddings().weight.shape[1]
-                      for key, _, encoder in text_encoders(self.pipe)}
+                      for key, _, encoder in _text_encoders(self.pipe)}
         identity = import_embedding(file, checked, widths)
         identity.metadata["base_model"] = self.model
         identity.save(library=self.library)
@@ -292,6 +317,12 @@ class Studio:
         if identity.path is not None:
             identity.path.unlink()
         self._face_path(identity.name).unlink(missing_ok=True)
+
+
+def _text_encoders(pipe: Any) -> list[tuple[str, Any, Any]]:
+    from anybody.models import text_encoders
+
+    return text_encoders(pipe)
 
 
 def _checksum(identity: Identity) -> str:
