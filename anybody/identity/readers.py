@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load as load_safetensors_bytes
 
-from anybody.errors import IdentityError
+from anybody.errors import IdentityError, summarize
 from anybody.identity.file import Identity
 from anybody.identity.formats import DIFFUSERS_FILE, DIFFUSERS_PAIRS, ENCODERS, SDXL_KEYS, SINGLE_KEY
 from anybody.identity.names import validate_name
@@ -160,7 +160,7 @@ def _load_payload(path: Path) -> object:
         try:
             return load_safetensors_bytes(path.read_bytes())
         except Exception as error:
-            raise IdentityError(f"{path} is not a readable safetensors file ({_short(error)})",
+            raise IdentityError(f"{path} is not a readable safetensors file ({summarize(error)})",
                                 "It may be truncated or damaged: download or export it again") from error
     if suffix in PICKLE_SUFFIXES:
         try:
@@ -190,7 +190,7 @@ def _refusal(path: Path, error: Exception) -> IdentityError:
             f"{path} carries Python code or objects beyond plain tensors{shown}, so it was not loaded: "
             "loading it could run that code",
             "Use a .safetensors version of the embedding, or one exported from a tool you trust")
-    return IdentityError(f"{path} is not a readable PyTorch file ({_short(error)})",
+    return IdentityError(f"{path} is not a readable PyTorch file ({summarize(error)})",
                          "It may be truncated or damaged: download or export it again")
 def _needs_objects(error: pickle.UnpicklingError) -> bool:
     """torch's weights-only loader says so when a pickle asks for a class or function it will not run."""
@@ -297,7 +297,7 @@ def _checked(value: object, path: Path, label: str) -> torch.Tensor:
     try:
         result = value.detach().to("cpu", torch.float32).contiguous().clone()
     except (RuntimeError, TypeError, NotImplementedError) as error:
-        raise IdentityError(f"{path}: {label} cannot be read as float32 ({_short(error)})",
+        raise IdentityError(f"{path}: {label} cannot be read as float32 ({summarize(error)})",
                             "Download or export the embedding again") from error
     if not torch.isfinite(result).all():
         raise IdentityError(f"{path}: {label} holds NaN or infinite values",
@@ -335,14 +335,3 @@ def _check_widths(encoders: dict[str, torch.Tensor], model_width: int | dict[str
                 "768 and 1280: SDXL), or choose the model it was made for",
             )
 
-
-def _short(error: BaseException) -> str:
-    """The reason in an error as one bounded printable line: parsers of hostile bytes say a lot."""
-    text = str(error)
-    if "WeightsUnpickler error:" in text:  # torch wraps the reason in advice to unpickle anyway: drop that
-        text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    first = lines[0].split(". ")[0] if lines else ""
-    if len(first) < 24:  # "101" or "" alone says nothing; the error's kind says a little
-        first = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return "".join(c if c.isprintable() else "?" for c in first)[:160]
