@@ -21,6 +21,7 @@ _PUBLIC = {
     "generate": "anybody.generation",
     "apply": "anybody.generation",
     "Identity": "anybody.identity",
+    "mix": "anybody.identity.mix",
     "load_pipeline": "anybody.models",
     "AnybodyError": "anybody.errors",
 }
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from anybody.generation import apply as apply
     from anybody.generation import generate as generate
     from anybody.identity import Identity as Identity
+    from anybody.identity.mix import mix as mix
     from anybody.learning import LearnConfig as LearnConfig
     from anybody.learning import learn as learn
     from anybody.models import load_pipeline as load_pipeline

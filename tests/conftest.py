@@ -98,6 +98,21 @@ def tiny_pipe(tiny_pipeline: Callable):
 
 
 @pytest.fixture
+def anybody_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
+    """caplog, attached to the "anybody" logger itself (the CLI turns that logger's propagation off while a
+    command runs), at WARNING: what a user sees as WARNING: lines."""
+    import logging
+
+    logger = logging.getLogger("anybody")
+    logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING, logger="anybody")
+    try:
+        yield caplog
+    finally:
+        logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
 def sample_photo() -> Path:
     return SAMPLE_PHOTO
 

@@ -6,7 +6,8 @@ from anybody.basis.options import BasisOptions
 from anybody.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from anybody.basis.builder import CelebBasis, build_basis, load_names
+    from anybody.basis.builder import CelebBasis, build_basis, cached_bases, load_names
 
-__all__ = ["BasisOptions", "CelebBasis", "build_basis", "load_names"]
-__getattr__ = lazy_exports(__name__, {"CelebBasis": "builder", "build_basis": "builder", "load_names": "builder"})
+__all__ = ["BasisOptions", "CelebBasis", "build_basis", "cached_bases", "load_names"]
+__getattr__ = lazy_exports(__name__, {"CelebBasis": "builder", "build_basis": "builder", "cached_bases": "builder",
+                                      "load_names": "builder"})

@@ -135,6 +135,14 @@ def build_basis(
     return result
 
 
+def cached_bases(key: str, cache_folder: Path | None = None) -> list[CelebBasis]:
+    """Every cached basis of the recipe `key` (one per token table it was built from: a model whose text
+    encoder was fine-tuned has the same recipe but another table), found without loading any model."""
+    folder = cache_folder or settings.bases_folder()
+    found = (_read_cache(path, key) for path in sorted(folder.glob(f"{key[:16]}-*.safetensors")))
+    return [basis for basis in found if basis is not None]
+
+
 def _choose_tokens(
     tokenizer: PreTrainedTokenizerBase, names: list[str], options: BasisOptions
 ) -> tuple[list[list[int]], dict]:

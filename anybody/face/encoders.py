@@ -35,6 +35,7 @@ class FaceEncoder(Protocol):
 
     name: str
     dim: int
+    same_person_distance: float  # Euclidean distance between two faces' features under which they are one person
 
     def crop(self, image: Image.Image, face: Face) -> Image.Image:
         """The network's own input crop of `face` from the photo `image`."""
@@ -50,6 +51,7 @@ class DlibFaceEncoder:
 
     name = "dlib"
     dim = 128
+    same_person_distance = 0.6  # dlib's own threshold for its descriptors
     chip_size = 150
     chip_padding = 0.25
 
@@ -94,6 +96,8 @@ def arcface_template(size: tuple[int, int] = (112, 112)) -> np.ndarray:
 
 class OnnxFaceEncoder:
     """An insightface / ArcFace ONNX model on disk: ArcFace-aligned 112 crops, L2-normalised features."""
+
+    same_person_distance = 1.13  # on L2-normalised ArcFace features (DeepFace's LFW-tuned "euclidean_l2")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()

@@ -7,13 +7,18 @@ Tensors, per text encoder `E` ("text_encoder", and "text_encoder_2" for SDXL):
 - `E.stage_keys`, `E.stage_values` (stages, tokens, width): SeFi-IDE's per-stage key and value tokens;
   the denoising step picks the pair of its stage (`E.embeddings` is then the stages' mean value token,
   which plain textual-inversion tools cannot use as the person);
-- `face.descriptor` (dim,): the face-recognition features of the photo;
+- `face.descriptor` (dim,): the face-recognition features of the photo, or the mean over the photos when
+  the identity was learned from several (what readers before several photos expect);
+- `face.descriptors.0`, `face.descriptors.1`, ... (dim,) each: the features of every photo, in the order of
+  the `photos` metadata field (one-dimensional, so files stay readable by anybody before several photos);
 - `module.*`: the weights of the module that made the tokens (SeFi-IDE), to continue learning.
 Metadata (strings): format and version, name, method, base model and family, each encoder's basis hash,
-the training settings (JSON), anybody's version, the date, and `sha256`: a checksum of every tensor and
-every other metadata field. Safetensors cannot carry code, and every field is checked before use
-(`IdentityError` otherwise). The checksum catches damage (a flipped bit, a bad copy, an edited field); it is
-not a signature, since anyone can compute one, which is why the fields are checked as well.
+the training settings (JSON), `photos` (JSON: the file name of every photo learned from; `photo` is the
+first), `mixed_from` (JSON {parent: weight}, a mixed identity), anybody's version, the date, and `sha256`:
+a checksum of every tensor and every other metadata field. Safetensors cannot carry code, and every field
+is checked before use (`IdentityError` otherwise). The checksum catches damage (a flipped bit, a bad copy,
+an edited field); it is not a signature, since anyone can compute one, which is why the fields are checked
+as well.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ from typing import TYPE_CHECKING
 import torch
 from safetensors import SafetensorError, safe_open
 
-from anybody.errors import IdentityError
-from anybody.identity.names import validate_name
+from anybody.errors import IdentityError, summarize
+from anybody.identity.names import ENCODERS, validate_name
 from anybody.storage import write_safetensors
 
 if TYPE_CHECKING:  # only named: building a basis needs transformers, reading an identity does not
@@ -39,21 +44,24 @@ if TYPE_CHECKING:  # only named: building a basis needs transformers, reading an
 FORMAT = "anybody-identity"
 FORMAT_VERSION = 2
 """Version 2 added the `sha256` checksum; version 1 files (anybody 0.1.0 before it) are read without one."""
-ENCODERS = ("text_encoder", "text_encoder_2")
 MAX_FILE_BYTES = 256 * 2**20
+MAX_PHOTOS = 1000
+"""The most photos an identity file may list (far more than anyone learns from; keeps a crafted file small)."""
 FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 """The tensor types an identity file may hold (float8 types cannot even be checked for finiteness)."""
 
 
 @dataclass
 class Identity:
-    """A learned person. `embeddings` is the first text encoder's (tokens, width) tensor."""
+    """A learned person. `embeddings` is the first text encoder's (tokens, width) tensor; `face_descriptors`
+    (photos, dim) the recognizer's features of each photo it was learned from."""
 
     name: str
     encoder_embeddings: dict[str, torch.Tensor]
     metadata: dict[str, object] = field(default_factory=dict)
     encoder_coefficients: dict[str, torch.Tensor] = field(default_factory=dict)
     face_descriptor: torch.Tensor | None = None
+    face_descriptors: torch.Tensor | None = None
     path: Path | None = None
     stage_keys: dict[str, torch.Tensor] = field(default_factory=dict)
     stage_values: dict[str, torch.Tensor] = field(default_factory=dict)
@@ -84,6 +92,14 @@ class Identity:
     @property
     def base_model(self) -> str:
         return str(self.metadata.get("base_model", "unknown"))
+
+    @property
+    def photos(self) -> list[str]:
+        """The file names of the photos it was learned from (none for an imported or mixed identity)."""
+        photos = self.metadata.get("photos")
+        if isinstance(photos, list):
+            return [str(photo) for photo in photos]
+        return [str(self.metadata["photo"])] if "photo" in self.metadata else []
 
     def embeddings_in(self, basis: CelebBasis, encoder: str = "text_encoder") -> torch.Tensor:
         """The embeddings rebuilt from the coefficients in `basis` (mean + c·B), after checking it is theirs.
@@ -129,10 +145,13 @@ class Identity:
             tensors[f"module.{key}"] = value.float()
         if self.face_descriptor is not None:
             tensors["face.descriptor"] = self.face_descriptor.float()
+        for index, row in enumerate(self.face_descriptors if self.face_descriptors is not None else []):
+            tensors[f"face.descriptors.{index}"] = row.float()
         _check_tensors(tensors, target)
         metadata = {key: value if isinstance(value, str) else json.dumps(value) for key, value in self.metadata.items()}
         metadata.update({"format": FORMAT, "format_version": str(FORMAT_VERSION), "name": self.name})
         metadata.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        _check_photos(tensors, metadata, target)
         metadata["sha256"] = content_checksum(tensors, metadata)
         write_safetensors(target, tensors, metadata)
         self.path = target
@@ -150,7 +169,7 @@ def read_identity(path: Path) -> Identity:
             raw_metadata = handle.metadata() or {}
             tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
     except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise IdentityError(f"{path} is not a readable identity file ({str(error)[:120]})",
+        raise IdentityError(f"{path} is not a readable identity file ({summarize(error)})",
                             "It may be truncated or of another format: learn it again, or use anybody import",
                             ) from error
     if raw_metadata.get("format") != FORMAT:
@@ -161,6 +180,7 @@ def read_identity(path: Path) -> Identity:
         raise IdentityError(f"{path} has identity format version {version!r}; this anybody reads up to "
                             f"{FORMAT_VERSION}", "Upgrade anybody (pip install -U anybody)")
     _check_tensors(tensors, path)
+    _check_photos(tensors, raw_metadata, path)
     if int(version) >= 2 and raw_metadata.get("sha256") != content_checksum(tensors, raw_metadata):
         raise IdentityError(f"{path} is damaged: its contents do not match its checksum",
                             "Restore it from a copy, or learn the identity again")
@@ -176,6 +196,7 @@ def read_identity(path: Path) -> Identity:
         encoder_embeddings={e: tensors[f"{e}.embeddings"] for e in ENCODERS if f"{e}.embeddings" in tensors},
         encoder_coefficients={e: tensors[f"{e}.coefficients"] for e in ENCODERS if f"{e}.coefficients" in tensors},
         face_descriptor=tensors.get("face.descriptor"),
+        face_descriptors=_photo_descriptors(tensors),
         metadata=metadata,
         path=path,
         stage_keys={e: tensors[f"{e}.stage_keys"] for e in ENCODERS if f"{e}.stage_keys" in tensors},
@@ -194,6 +215,37 @@ def content_checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str])
     fields = {key: value for key, value in metadata.items() if key != "sha256"}
     digest.update(json.dumps(fields, sort_keys=True).encode())
     return digest.hexdigest()
+
+
+def _photo_descriptors(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
+    """(photos, dim): the `face.descriptors.N` rows in photo order, or None when the file has none."""
+    rows = [tensors[f"face.descriptors.{index}"] for index in range(len(tensors))
+            if f"face.descriptors.{index}" in tensors]
+    return torch.stack(rows) if rows else None
+
+
+def _check_photos(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
+    """The photo list and the per-photo descriptors agree: `face.descriptors.0` to `.N-1`, one per name in the
+    `photos` field (a JSON list of at most MAX_PHOTOS file names, each at most 255 characters long), all of
+    the width of `face.descriptor`."""
+    indices = [key.removeprefix("face.descriptors.") for key in tensors if key.startswith("face.descriptors.")]
+    if sorted(indices) != sorted(str(index) for index in range(len(indices))):
+        raise IdentityError(f"{path} has per-photo descriptors that are not numbered 0 to {len(indices) - 1}",
+                            "Learn the identity again")
+    widths = {value.shape[0] for key, value in tensors.items() if key.startswith("face.descriptor")}
+    if len(widths) > 1:
+        raise IdentityError(f"{path} has face descriptors of different widths", "Learn the identity again")
+    if "photos" not in metadata:
+        if indices:
+            raise IdentityError(f"{path} has per-photo descriptors but no photo list", "Learn the identity again")
+        return
+    try:
+        photos = json.loads(metadata["photos"])
+    except (ValueError, RecursionError):
+        photos = None
+    names_ok = isinstance(photos, list) and all(isinstance(name, str) and len(name) <= 255 for name in photos)
+    if not names_ok or len(photos) > MAX_PHOTOS or (indices and len(photos) != len(indices)):
+        raise IdentityError(f"{path} has a damaged photo list", "Learn the identity again")
 
 
 def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:

@@ -10,6 +10,7 @@ from anybody import settings
 from anybody.errors import IdentityError, UsageError
 from anybody.identity.names import require_free, validate_name
 from anybody.learning.config import LearnConfig
+from anybody.learning.photos import group_photos
 
 
 def checkpoint_path(names: Sequence[str], library: str | os.PathLike[str] | None) -> Path:
@@ -19,18 +20,27 @@ def checkpoint_path(names: Sequence[str], library: str | os.PathLike[str] | None
 
 def check_names(photos: Sequence[object], names: str | Sequence[str], config: LearnConfig,
                 library: str | os.PathLike[str] | None = None, *, resume: bool = False, replace: bool = False,
-                restart: bool = False) -> list[str]:
+                restart: bool = False, same_person: bool = False) -> list[str]:
     """The names `learn` will save under, checked before anything heavy is loaded: safe characters, one per
-    photo, not the class word of the learning prompts, not taken in the library (unless replacing or
-    resuming the same identity), and no interrupted run of them that this one would silently overwrite."""
+    identity (per photo, or one for all the photos with `same_person`; see `group_photos`), not the class
+    word of the learning prompts, not taken in the library (unless replacing or resuming the same
+    identity), and no interrupted run of them that this one would silently overwrite."""
     if resume and restart:
         raise UsageError("--resume and --restart contradict each other",
                          "Pass --resume to continue the interrupted run, or --restart to discard it")
     given = [names] if isinstance(names, str) else list(names)
     names = [validate_name(name) for name in given]
-    if len(photos) != len(names):
-        raise UsageError(f"{_count(len(photos), 'photo')} and {_count(len(names), 'name')} were given",
-                         "Give exactly one name per photo, e.g. --name alice,bob")
+    if same_person and len(names) != 1:
+        raise UsageError(f"--same-person learns one identity from all the photos, but {_count(len(names), 'name')} "
+                         "were given", "Give one name (--name alice), or leave out --same-person to learn one "
+                         "identity per photo")
+    groups = group_photos(photos, same_person)
+    if len(groups) != len(names):
+        nested = any(isinstance(item, (list, tuple)) for item in photos)
+        counted = f"{_count(len(groups), 'group')} of photos" if nested else _count(len(photos), "photo")
+        raise UsageError(f"{counted} and {_count(len(names), 'name')} were given",
+                         "Give exactly one name per photo, e.g. --name alice,bob, or one name and --same-person "
+                         "for several photos of one person")
     seen: dict[str, str] = {}
     for original, name in zip(given, names):
         if name in seen:

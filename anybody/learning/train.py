@@ -38,6 +38,7 @@ from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_che
 from anybody.learning.conditioning import Conditioning, PromptEncoder
 from anybody.learning.config import LearnConfig
 from anybody.learning.names import check_names, checkpoint_path
+from anybody.learning.photos import group_photos, photo_label, warn_unlike_faces
 from anybody.learning.precision import check_precision, loss_scaler
 from anybody.learning.targets import Target, denoising_target
 from anybody.learning.views import ViewBank, build_view_bank
@@ -64,8 +65,12 @@ def learn(
     progress: bool = True,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
+    same_person: bool = False,
 ) -> list[Identity]:
     """Learn one identity per photo (jointly when several) and save each to the library.
+
+    With `same_person`, all the photos are one person, learned as one identity from all their views; from
+    Python, an item of `photos` that is a list holds one identity's photos (`anybody.learning.photos`).
 
     An identity of the same name already in the library is kept unless `replace`. A checkpoint of an
     interrupted run is continued with `resume`, discarded with `restart`, and refused otherwise; a
@@ -75,8 +80,10 @@ def learn(
     config = config or LearnConfig()
     config.check()
     photos = [photos] if isinstance(photos, (str, os.PathLike)) else list(photos)
-    names = check_names(photos, names, config, library, resume=resume, replace=replace, restart=restart)
-    run = prepare(photos, names, model, config, library=library, device=device, dtype=dtype, progress=progress)
+    names = check_names(photos, names, config, library, resume=resume, replace=replace, restart=restart,
+                        same_person=same_person)
+    groups = group_photos(photos, same_person)
+    run = prepare(groups, names, model, config, library=library, device=device, dtype=dtype, progress=progress)
     try:
         if resume:
             restore(run)
@@ -95,9 +102,9 @@ class Run:
 
     config: LearnConfig
     names: list[str]
-    photos: list[Photo]
-    faces: list[FaceInput]
-    banks: list[ViewBank]
+    photos: list[list[Photo]]  # per identity, its photos
+    faces: list[list[FaceInput]]  # per identity, its photos' faces
+    banks: list[ViewBank]  # per identity, the views of all its photos, photo after photo
     face_encoder: str
     pipe: DiffusionPipeline
     learner: Learner
@@ -132,21 +139,31 @@ class Run:
         return {"generator": self.generator.get_state(), "noise": self.noise_generator.get_state()}
 
 
-def prepare(photos: list[Photo], names: list[str], model: str | DiffusionPipeline | None, config: LearnConfig, *,
-            library: str | os.PathLike[str] | None = None, device: str | None = None,
+def prepare(photos: Sequence[Photo | Sequence[Photo]], names: list[str], model: str | DiffusionPipeline | None,
+            config: LearnConfig, *, library: str | os.PathLike[str] | None = None, device: str | None = None,
             dtype: str | torch.dtype | None = None, progress: bool = True) -> Run:
-    """Load the frozen model, make every photo's views, build the method's learner and the prompts."""
+    """Load the frozen model, make every photo's views, build the method's learner and the prompts.
+
+    `photos` has one item per name: a photo, or a list of one person's photos. Each photo gets its own
+    views (seeded by its place among all the photos), and an identity's bank is all its photos' views;
+    a photo whose face is far from the other photos' faces is named in a warning."""
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
     device_ = pipe.unet.device
     check_precision(device_, pipe.unet.dtype)
     resolution = config.resolution or pipe.unet.config.sample_size * pipe.vae_scale_factor
     noise_schedule = DDPMScheduler.from_config(pipe.scheduler.config)
 
+    groups = group_photos(photos)
     face_encoder = get_face_encoder(config.face_encoder)
-    faces = [prepare_face(photo, face_index=config.face_index, detector=config.detector, encoder=face_encoder)
-             for photo in photos]
-    banks = [build_view_bank(face, face_encoder, pipe.vae, resolution, config.views, seed=config.seed + index)
-             for index, face in enumerate(tqdm(faces, desc="Preparing views", disable=not progress or len(faces) < 2))]
+    faces = [[prepare_face(photo, face_index=config.face_index, detector=config.detector, encoder=face_encoder)
+              for photo in group] for group in groups]
+    for name, group, own in zip(names, groups, faces):
+        warn_unlike_faces(name, group, [face.descriptor for face in own], face_encoder.same_person_distance)
+    every_face = [face for own in faces for face in own]
+    views = iter([build_view_bank(face, face_encoder, pipe.vae, resolution, config.views, seed=config.seed + index)
+                  for index, face in enumerate(tqdm(every_face, desc="Preparing views",
+                                                    disable=not progress or len(every_face) < 2))])
+    banks = [_joined([next(views) for _ in own]) for own in faces]
 
     torch.manual_seed(config.seed)
     encoders = text_encoders(pipe)
@@ -166,8 +183,9 @@ def prepare(photos: list[Photo], names: list[str], model: str | DiffusionPipelin
         pipe.unet.enable_gradient_checkpointing()
     if config.channels_last:
         pipe.unet.to(memory_format=torch.channels_last)
-    recipe = {"names": names, "model": describe_model(pipe), **learner.recipe(), "config": config.recipe()}
-    run = Run(config=config, names=names, photos=photos, faces=faces, banks=banks, face_encoder=face_encoder.name,
+    recipe = {"names": names, "photos": [[photo_label(photo) for photo in group] for group in groups],
+              "model": describe_model(pipe), **learner.recipe(), "config": config.recipe()}
+    run = Run(config=config, names=names, photos=groups, faces=faces, banks=banks, face_encoder=face_encoder.name,
               pipe=pipe, learner=learner, optimizer=learner.make_optimizer(config), text=text,
               prompt_ids={encoder: torch.stack([ids[encoder] for ids in prompts]).to(device_)
                           for encoder in text.names},
@@ -179,6 +197,12 @@ def prepare(photos: list[Photo], names: list[str], model: str | DiffusionPipelin
               denoiser=torch.compile(pipe.unet) if config.compile else pipe.unet, library=library)
     run.random_states = run.states_now()
     return run
+
+
+def _joined(banks: list[ViewBank]) -> ViewBank:
+    """One identity's bank: its photos' views, one photo's after the other's."""
+    return ViewBank(features=torch.cat([bank.features for bank in banks]),
+                    latents=torch.cat([bank.latents for bank in banks]))
 
 
 def restore(run: Run) -> None:
@@ -209,10 +233,13 @@ class Batch:
 
 
 def sample_batch(run: Run) -> Batch:
-    """Random identities, views, prompt templates, timesteps and noise (from the run's own generators)."""
+    """Random identities, views, prompt templates, timesteps and noise (from the run's own generators).
+
+    Views are drawn uniformly from each chosen identity's own bank (all its photos' views), one draw per
+    element: with one photo per identity that is the same stream as one batched draw of `config.views`."""
     config, device, generator = run.config, run.unet.device, run.generator
     who = torch.randint(len(run.names), (config.batch_size,), generator=generator)
-    view = torch.randint(config.views, (config.batch_size,), generator=generator)
+    view = torch.cat([torch.randint(len(run.banks[i].features), (1,), generator=generator) for i in who.tolist()])
     template = torch.randint(len(run.learner.templates), (config.batch_size,), generator=generator)
     features = torch.stack([run.banks[i].features[v] for i, v in zip(who.tolist(), view.tolist())])
     latents = torch.stack([run.banks[i].latents[v] for i, v in zip(who.tolist(), view.tolist())])
@@ -308,12 +335,13 @@ def save(run: Run) -> None:
 
 
 def save_identities(run: Run) -> list[Identity]:
-    """Each identity's file: what its learner learned, its face descriptor, and the run's metadata."""
+    """Each identity's file: what its learner learned (from the features of all its photos' views), every
+    photo's face descriptor and their mean, and the run's metadata."""
     identities = []
     for index, name in enumerate(run.names):
-        identity = Identity(name=name, encoder_embeddings={},
-                            face_descriptor=torch.from_numpy(run.faces[index].descriptor).float(),
-                            metadata=_metadata(run, index))
+        descriptors = torch.stack([torch.from_numpy(face.descriptor).float() for face in run.faces[index]])
+        identity = Identity(name=name, encoder_embeddings={}, face_descriptor=descriptors.mean(dim=0),
+                            face_descriptors=descriptors, metadata=_metadata(run, index))
         run.learner.write_identity(identity, index, run.banks[index].features.to(run.unet.device))
         identity.save(library=run.library)
         identities.append(identity)
@@ -322,7 +350,7 @@ def save_identities(run: Run) -> list[Identity]:
 
 def _metadata(run: Run, index: int) -> dict[str, object]:
     widths = [str(encoder.get_input_embeddings().weight.shape[1]) for _, _, encoder in text_encoders(run.pipe)]
-    photo = run.photos[index]
+    photos = [photo_label(photo) for photo in run.photos[index]]
     return {
         "method": run.config.method,
         "base_model": describe_model(run.pipe),
@@ -332,7 +360,8 @@ def _metadata(run: Run, index: int) -> dict[str, object]:
         "training": asdict(run.config),
         "final_loss": f"{run.loss:.6f}",
         "face_encoder": run.face_encoder,
-        "photo": Path(str(photo)).name if isinstance(photo, (str, os.PathLike)) else "in-memory image",
+        "photo": photos[0],  # the first, for readers from before several photos
+        "photos": photos,
         "anybody_version": __version__,
         **run.learner.metadata(),
     }

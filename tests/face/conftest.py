@@ -5,8 +5,6 @@ The faces are found with the real dlib models (no mocks): every test here exerci
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -34,15 +32,9 @@ def sample_input(photo: Image.Image) -> FaceInput:
 
 
 @pytest.fixture
-def face_log(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """caplog, attached to the "anybody" logger itself: the CLI turns that logger's propagation off."""
-    logger = logging.getLogger("anybody")
-    logger.addHandler(caplog.handler)
-    caplog.set_level(logging.WARNING, logger="anybody")
-    try:
-        yield caplog
-    finally:
-        logger.removeHandler(caplog.handler)
+def face_log(anybody_log: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The warnings logged (tests/conftest.py `anybody_log`)."""
+    return anybody_log
 
 
 def centre(face: Face) -> np.ndarray:

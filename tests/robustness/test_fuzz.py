@@ -166,15 +166,24 @@ def _check_usable(identity: Identity) -> None:
         assert values.shape[0] == identity.token_count
     if identity.stages:
         assert identity.stage_keys["text_encoder"].shape == identity.stage_values["text_encoder"].shape
+    photos = identity.photos
+    assert isinstance(photos, list) and all(isinstance(photo, str) for photo in photos)
+    if identity.face_descriptors is not None:  # one row per listed photo, of the descriptor's width
+        assert identity.face_descriptors.dim() == 2 and identity.face_descriptors.shape[0] == len(photos)
+        if identity.face_descriptor is not None:
+            assert identity.face_descriptors.shape[1] == identity.face_descriptor.shape[0]
 
 
 def _valid_parts(tokens: int = 2, width: int = 8) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     generator = torch.Generator().manual_seed(0)
     tensors = {"text_encoder.embeddings": torch.randn(tokens, width, generator=generator),
                "text_encoder.coefficients": torch.randn(tokens, 4, generator=generator),
-               "face.descriptor": torch.randn(16, generator=generator)}
+               "face.descriptor": torch.randn(16, generator=generator),
+               "face.descriptors.0": torch.randn(16, generator=generator),
+               "face.descriptors.1": torch.randn(16, generator=generator)}
     metadata = {"format": "anybody-identity", "format_version": "2", "name": "alice", "method": "celeb-basis",
-                "base_model": "tiny", "family": "sd1", "training": json.dumps({"steps": 800})}
+                "base_model": "tiny", "family": "sd1", "training": json.dumps({"steps": 800}),
+                "photo": "me1.jpg", "photos": json.dumps(["me1.jpg", "me2.jpg"])}
     return tensors, {**metadata, "sha256": content_checksum(tensors, metadata)}
 
 
@@ -182,7 +191,9 @@ VALID = safetensors_bytes(*_valid_parts())
 
 
 def test_the_unmutated_file_reads():
-    assert _read(VALID).name == "alice"
+    identity = _read(VALID)
+    assert identity.name == "alice" and identity.photos == ["me1.jpg", "me2.jpg"]
+    assert identity.face_descriptors.shape == (2, 16)
 
 
 @FUZZ
@@ -205,12 +216,15 @@ DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int
           torch.float8_e4m3fn, torch.float8_e5m2]
 KEYS = ["text_encoder.embeddings", "text_encoder.coefficients", "text_encoder.stage_keys", "text_encoder.stage_values",
         "text_encoder_2.embeddings", "text_encoder_2.coefficients", "face.descriptor", "module.layer.weight",
+        "face.descriptors.0", "face.descriptors.1", "face.descriptors.2", "face.descriptors.01", "face.descriptors.",
         "text_encoder", "unet.weight", ""]
 METADATA_KEYS = ["format", "format_version", "name", "method", "base_model", "family", "training", "created",
-                 "basis.text_encoder", "stages"]
+                 "basis.text_encoder", "stages", "photos", "photo", "mixed_from"]
 metadata_values = st.one_of(st.text(max_size=30), st.sampled_from(["1", "0", "2", "99", "²", "١", "-1", " 1", "{", "[",
                                                                     "[" * 5000, "{}", "null", "anybody-identity",
-                                                                    "alice", "../evil", "x" * 300]))
+                                                                    "alice", "../evil", "x" * 300, '["a.jpg"]',
+                                                                    '["a.jpg", "b.jpg", "c.jpg"]', "[1, 2]",
+                                                                    '["' + "x" * 300 + '"]', '{"alice": 1.0}']))
 
 
 @st.composite
@@ -262,7 +276,8 @@ def _with_header(header: dict, body: bytes, claimed_length: int | None = None) -
 
 
 @FUZZ
-@given(key=st.sampled_from(["text_encoder.embeddings", "text_encoder.coefficients", "face.descriptor"]),
+@given(key=st.sampled_from(["text_encoder.embeddings", "text_encoder.coefficients", "face.descriptor",
+                            "face.descriptors.1"]),
        dtype=st.sampled_from(["F32", "F16", "BF16", "F64", "I64", "I8", "U8", "BOOL", "F8_E4M3", "F8_E5M2", "C64",
                               "F4", "X", ""]),
        shape=st.lists(st.integers(-2, 2**40), max_size=4) | st.just(None),

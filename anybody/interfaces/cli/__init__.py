@@ -9,6 +9,7 @@ its sub-commands and sets `run` on them:
     library.py   identities     list, show or remove identities
                  export         write an identity for diffusers, AUTOMATIC1111, ComfyUI, InvokeAI, kohya
                  import         add an existing textual-inversion embedding to the library
+    mix.py       mix            a new person mixed from learned ones
     evaluate.py  evaluate       every method on the same photos and prompts, scored, with a report
     demo.py      demo           the whole path on the built-in tiny model
     ui.py        ui             the local web app (Gradio): learn, draw and manage identities in a browser
@@ -31,7 +32,7 @@ from importlib import import_module
 from anybody import __version__, settings
 from anybody.errors import AnybodyError, Interrupted, out_of_memory
 
-COMMAND_MODULES = ("learn", "generate", "face", "basis", "library", "evaluate", "demo", "ui")
+COMMAND_MODULES = ("learn", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui")
 log = logging.getLogger("anybody")
 
 

@@ -97,9 +97,12 @@ def config_from(args: argparse.Namespace) -> LearnConfig:
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     learn = commands.add_parser("learn", help="learn a person (or several, jointly) from one photo each",
                                 description="Learn a person from one photo and save the identity to the library.")
-    learn.add_argument("photos", nargs="+", metavar="PHOTO", help="a photo with the person's face (one per name)")
+    learn.add_argument("photos", nargs="+", metavar="PHOTO", help="a photo with the person's face (one per name, or "
+                       "several of one person with --same-person)")
     learn.add_argument("--name", required=True, help="the identity's name (ASCII letters, digits, - and _), "
                        "comma-separated for several photos learned jointly")
+    learn.add_argument("--same-person", action="store_true", help="the photos are all one person: learn one "
+                       "identity (one --name) from the views of every photo")
     add_model(learn)
     add_device(learn)
     add_learn_options(learn)
@@ -113,22 +116,25 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    config = config_from(args)  # bad options are refused before torch, diffusers or dlib is imported
     from anybody.face import load_photo
+    from anybody.learning import check_names
+
+    names = check_names(args.photos, args.name.split(","), config, args.library, resume=args.resume,
+                        replace=args.replace, restart=args.restart, same_person=args.same_person)
+    for photo in args.photos:  # fail on a bad photo before loading a model of several GB
+        load_photo(photo)
     from anybody.interfaces.signals import sigterm_as_interrupt
-    from anybody.learning import check_names, learn
+    from anybody.learning import learn
     from anybody.learning.precision import check_request
     from anybody.models import load_pipeline
 
-    config = config_from(args)
-    names = check_names(args.photos, args.name.split(","), config, args.library, resume=args.resume,
-                        replace=args.replace, restart=args.restart)
-    for photo in args.photos:  # fail on a bad photo before loading a model of several GB
-        load_photo(photo)
     check_request(args.device, args.dtype)
     pipe = load_pipeline(args.model, device=args.device, dtype=args.dtype, config=args.config)
     with sigterm_as_interrupt():
         identities = learn(args.photos, names, pipe, config, library=args.library, resume=args.resume,
-                           restart=args.restart, replace=args.replace, keep_checkpoint=args.keep_checkpoint)
+                           restart=args.restart, replace=args.replace, keep_checkpoint=args.keep_checkpoint,
+                           same_person=args.same_person)
     for identity in identities:
         print(f"Learned {identity.name}: {identity.path}")
     together = " and ".join(identity.name for identity in identities)

@@ -1,0 +1,217 @@
+"""New people mixed from learned ones: `anybody.mix({"alice": 0.7, "bob": 0.3}, "alibob")`.
+
+A Celeb Basis identity is a point in its model's celeb basis: per text encoder and token, coefficients c
+(k,) and the token embedding mean + c·B. Identities learned in the same basis (same model, same basis hash
+per encoder) mix there. With the weights w normalised to sum 1, the mix's coefficients are the weighted
+mean c̄ = Σ w_i c_i, rescaled per token (s = Σ w_i |c_i| / |c̄|) to the weighted mean of the parents' norms.
+That is learning's normalisation: the MLP makes each view's row unit-norm, and an identity's row is the
+mean over its views (norm just under 1); a plain mean of two different people is shorter, i.e. pulled
+toward the celebrities' average face, blander than either. Its tokens follow from the embedding being
+affine in c: E = Σ w_i E_i + (s - 1)·c̄·B, from the parents' stored embeddings and the basis's components,
+so weights 1, 0 give the first parent back bit for bit (s = 1).
+
+The basis is read from the basis cache (no model is loaded) when a cached basis reproduces the parents'
+stored embeddings from their coefficients, else built from the model they were learned on (or `model`).
+
+Identities without coefficients (imported embeddings, SeFi-IDE, Textual Inversion) are mixed as the
+weighted mean of their token rows (SeFi: of each stage's keys and values), with a warning: nothing makes
+the straight line between two points of the token table a person. Identities of different families,
+methods, models or bases are refused, naming why. The mixed identity records its parents and weights
+(`mixed_from`), and exports like any identity.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Mapping
+
+import torch
+
+from anybody import __version__
+from anybody.basis import BasisOptions, CelebBasis, build_basis, cached_bases
+from anybody.errors import IdentityError, UsageError, require_finite
+from anybody.identity.file import Identity
+from anybody.identity.names import require_free, validate_name
+
+log = logging.getLogger("anybody")
+METHOD_FACTS = ("method", "base_model", "family", "width", "tokens", "stages")
+"""Metadata a mixed identity takes from its parents (with every `basis.*` field), all equal across them."""
+REPRODUCED = 1e-2
+"""How closely (relative) a basis must rebuild the parents' stored embeddings from their coefficients to be
+theirs: a basis of another token table misses by about 1, one of the same table in another dtype by 1e-3."""
+
+
+def mix(weights: Mapping[str, float], name: str, *, library: str | os.PathLike[str] | None = None,
+        model: object = None, replace: bool = False) -> Identity:
+    """Mix library identities (names or identity files) into a new one called `name`, saved to the library.
+
+    `weights` {identity: weight}: finite, 0 or more, not all 0, normalised to sum 1. `model` (a name, a
+    path or a loaded pipeline) builds the celeb basis when the cache does not have it (default: the model
+    the identities were learned on). An identity of that name is kept unless `replace`.
+    """
+    name = validate_name(name)
+    normalised = _check_weights(weights)
+    if not replace:
+        require_free([name], library, learning=False)
+    parents = [Identity.load(parent, library) for parent in normalised]
+    shares = list(normalised.values())
+    _check_distinct(parents)
+    _check_compatible(parents)
+    if all(parent.encoder_coefficients.keys() == parent.encoder_embeddings.keys() for parent in parents):
+        mixed = _mix_coefficients(parents, shares, model)
+    else:
+        mixed = _mix_rows(parents, shares)
+    mixed.name = name
+    mixed.metadata.update({key: value for key, value in parents[0].metadata.items()
+                           if key in METHOD_FACTS or key.startswith("basis")})
+    options = next((options for options in map(_basis_options, parents) if options is not None), None)
+    if mixed.encoder_coefficients and options is not None:
+        mixed.metadata["basis_options"] = options  # what a later mix of this one builds its basis with
+    mixed.metadata["mixed_from"] = {parent.name: share for parent, share in zip(parents, shares)}
+    mixed.metadata["anybody_version"] = __version__
+    mixed.save(library=library)
+    return mixed
+
+
+def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """The weights normalised to sum 1; negative, non-finite or all-zero weights are refused."""
+    if len(weights) < 2:
+        raise UsageError(f"Mixing needs at least two identities (got {len(weights)})",
+                         "Name two or more, e.g. anybody mix alice bob --weights 0.7,0.3")
+    for parent, weight in weights.items():
+        require_finite(float(weight), f"weight of {parent}", "--weights", "0.7,0.3")
+    total = math.fsum(float(weight) for weight in weights.values())
+    if total <= 0:
+        raise UsageError("The weights are all 0", "Give at least one identity a positive weight, e.g. "
+                         "--weights 0.7,0.3")
+    return {parent: float(weight) / total for parent, weight in weights.items()}
+
+
+def _check_distinct(parents: list[Identity]) -> None:
+    names = [parent.name for parent in parents]
+    twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if twice is not None:
+        raise UsageError(f"The identity {twice} is given twice", "Name each identity once")
+
+
+def _check_compatible(parents: list[Identity]) -> None:
+    """The parents live in one space: same family, encoders, widths, token and stage counts, method, model."""
+    first = parents[0]
+    for other in parents[1:]:
+        pair = f"{first.name} and {other.name} cannot be mixed"
+        families = [str(parent.metadata.get("family", "unknown")) for parent in (first, other)]
+        shapes = [{encoder: tuple(value.shape) for encoder, value in parent.encoder_embeddings.items()}
+                  for parent in (first, other)]
+        if families[0] != families[1]:
+            raise IdentityError(f"{pair}: {first.name} was made for {families[0]} (tokens {_shapes(shapes[0])}) and "
+                                f"{other.name} for {families[1]} (tokens {_shapes(shapes[1])})",
+                                "Mix identities learned on the same model")
+        if first.method != other.method:
+            raise IdentityError(f"{pair}: {first.name} was learned with {first.method} and {other.name} with "
+                                f"{other.method}", "Mix identities learned with the same method")
+        if shapes[0] != shapes[1]:
+            raise IdentityError(f"{pair}: their tokens differ ({first.name}: {_shapes(shapes[0])}; {other.name}: "
+                                f"{_shapes(shapes[1])})", "Mix identities learned with the same settings")
+        if first.base_model != other.base_model:
+            raise IdentityError(f"{pair}: {first.name} was learned on {first.base_model} and {other.name} on "
+                                f"{other.base_model}, whose token spaces differ",
+                                "Mix identities learned on the same model")
+        if first.stages != other.stages:
+            raise IdentityError(f"{pair}: they have {first.stages} and {other.stages} denoising stages",
+                                "Mix identities learned with the same --stages")
+        for encoder in first.encoder_coefficients.keys() & other.encoder_coefficients.keys():
+            keys = [parent.metadata.get(f"basis.{encoder}") for parent in (first, other)]
+            if keys[0] != keys[1]:
+                raise IdentityError(f"{pair}: they were learned in different celeb bases ({str(keys[0])[:16]} and "
+                                    f"{str(keys[1])[:16]}: another names list or basis options)",
+                                    "Mix identities learned with the same basis options")
+
+
+def _shapes(shapes: dict[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{encoder} {'x'.join(map(str, shape))}" for encoder, shape in shapes.items())
+
+
+def _mix_coefficients(parents: list[Identity], shares: list[float], model: object) -> Identity:
+    """The weighted mean in the celeb basis, each token rescaled to the parents' mean norm (module docstring)."""
+    mixed = Identity(name=parents[0].name, encoder_embeddings={})
+    for encoder in parents[0].encoder_coefficients:
+        basis = _basis_of(parents, encoder, model)
+        coefficients = [parent.encoder_coefficients[encoder].float() for parent in parents]
+        mean = _weighted(coefficients, shares)
+        norms = _weighted([c.norm(dim=-1, keepdim=True) for c in coefficients], shares)
+        if not torch.all(mean.norm(dim=-1) > 1e-6 * norms.squeeze(-1)):
+            names = " and ".join(parent.name for parent in parents)
+            raise UsageError(f"{names} cancel out at these weights (a token's mixed coefficients are 0)",
+                             "Choose other weights")
+        scale = norms / mean.norm(dim=-1, keepdim=True)
+        offset = torch.einsum("pk,pkd->pd", mean * (scale - 1), basis.components.float())
+        embeddings = _weighted([parent.encoder_embeddings[encoder].float() for parent in parents], shares) + offset
+        mixed.encoder_coefficients[encoder] = mean * scale
+        mixed.encoder_embeddings[encoder] = embeddings
+    return mixed
+
+
+def _mix_rows(parents: list[Identity], shares: list[float]) -> Identity:
+    """The weighted mean of the token rows (and of each stage's keys and values), with a warning."""
+    log.warning("%s have no basis coefficients (%s): their token rows are averaged, which is not sure to give "
+                "one consistent person in between (Celeb Basis identities mix in their basis)",
+                " and ".join(parent.name for parent in parents), parents[0].method)
+    first = parents[0]
+    mixed = Identity(name=first.name, encoder_embeddings={})
+    for encoder in first.encoder_embeddings:
+        mixed.encoder_embeddings[encoder] = _weighted([p.encoder_embeddings[encoder].float() for p in parents], shares)
+    for encoder in first.stage_keys:
+        mixed.stage_keys[encoder] = _weighted([p.stage_keys[encoder].float() for p in parents], shares)
+        mixed.stage_values[encoder] = _weighted([p.stage_values[encoder].float() for p in parents], shares)
+    return mixed
+
+
+def _weighted(tensors: list[torch.Tensor], shares: list[float]) -> torch.Tensor:
+    """Σ w_i t_i, adding in order: with weights 1, 0, ... the first tensor comes back exactly."""
+    total = tensors[0] * shares[0]
+    for tensor, share in zip(tensors[1:], shares[1:]):
+        total = total + tensor * share
+    return total
+
+
+def _basis_of(parents: list[Identity], encoder: str, model: object) -> CelebBasis:
+    """The celeb basis the parents' `encoder` coefficients live in: from the cache, else from the model."""
+    key = str(parents[0].metadata.get(f"basis.{encoder}", ""))
+    for basis in cached_bases(key) if key else []:
+        if _reproduces(basis, parents, encoder):
+            return basis
+    from diffusers import DiffusionPipeline
+
+    from anybody.models import load_pipeline, text_encoders
+
+    source = parents[0].base_model if model is None else model
+    pipe = source if isinstance(source, DiffusionPipeline) else load_pipeline(str(source))
+    tokenizer, table = next((tokenizer, text.get_input_embeddings().weight)
+                            for name, tokenizer, text in text_encoders(pipe) if name == encoder)
+    options = _basis_options(parents[0])
+    basis = build_basis(tokenizer, table, options=BasisOptions(**options) if options is not None else None)
+    if basis.key != key or not _reproduces(basis, parents, encoder):
+        raise IdentityError(f"The model {source} does not give the celeb basis {parents[0].name} was learned in",
+                            f"Pass the model it was learned on with --model ({parents[0].base_model})")
+    return basis
+
+
+def _basis_options(identity: Identity) -> dict | None:
+    """The basis options an identity's coefficients were made with (its training settings', or a mix's)."""
+    training = identity.metadata.get("training")
+    options = training.get("basis") if isinstance(training, dict) else identity.metadata.get("basis_options")
+    return options if isinstance(options, dict) else None
+
+
+def _reproduces(basis: CelebBasis, parents: list[Identity], encoder: str) -> bool:
+    """Whether `basis` rebuilds every parent's stored embeddings from its coefficients."""
+    for parent in parents:
+        coefficients = parent.encoder_coefficients[encoder].float()
+        if coefficients.shape[-1] != basis.rank or coefficients.shape[0] != basis.positions:
+            return False
+        stored = parent.encoder_embeddings[encoder].float()
+        if (basis.embeddings(coefficients) - stored).norm() > REPRODUCED * stored.norm():
+            return False
+    return True
