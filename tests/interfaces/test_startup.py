@@ -44,9 +44,11 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     (["generate", "a photo of alice", "-n", "0"], 2),
     (["generate", "a photo of alice", "--batch-size", "0"], 2),
     (["attention", "a photo of alice", "--steps", "0"], 2),
+    (["learn", "photo.jpg", "--name", "bob", "--steps", "0"], 2),
     (["identities", "--library", "empty"], 0),
     (["identities", "show", "--library", "empty"], 2),
-], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "identities, empty library",
+], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "learn --steps 0",
+        "identities, empty library",
         "identities show without a name"])
 def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):
     (tmp_path / "empty").mkdir()
