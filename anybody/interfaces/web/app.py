@@ -297,7 +297,8 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Column():
                 photo = gr.File(label="Photo", elem_id="photo", type="filepath")
                 sample = gr.Button("Use the sample photo", elem_id="use-sample", size="sm")
-                face = gr.Dropdown(label="Face to learn", elem_id="face", choices=[], interactive=False)
+                face = gr.Dropdown(label="Face to learn", elem_id="face", choices=[], interactive=False,
+                                   allow_custom_value=True)
                 faces_note = gr.Markdown(elem_id="faces-note")
                 name = gr.Textbox(label="Name", elem_id="name", placeholder="alice",
                                   info="ASCII letters, digits, - and _, starting with a letter")
@@ -319,7 +320,8 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         with gr.Tab("Draw", id="draw", elem_id="tab-draw"), gr.Row():
             with gr.Column():
-                identities = gr.Dropdown(label="Identities", multiselect=True, elem_id="identities")
+                identities = gr.Dropdown(label="Identities", multiselect=True, elem_id="identities",
+                                         allow_custom_value=True)
                 prompt = gr.Textbox(label="Prompt", elem_id="prompt", placeholder="a photo of alice on a beach")
                 prompt_hint = gr.Markdown(elem_id="prompt-hint")
                 negative = gr.Textbox(label="Negative prompt", elem_id="negative")
@@ -354,7 +356,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  elem_id="library", wrap=True, label="Library")
             with gr.Row():
                 with gr.Column():
-                    chosen = gr.Dropdown(label="Identity", elem_id="chosen")
+                    chosen = gr.Dropdown(label="Identity", elem_id="chosen", allow_custom_value=True)
                     shown = gr.JSON(label="Details", elem_id="details")
                 with gr.Column():
                     export_format = gr.Dropdown([(f"{key}: {spec.tools}", key) for key, spec in FORMATS.items()],
