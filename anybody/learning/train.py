@@ -13,8 +13,8 @@
 loop) → `save_identities`. Only the learner trains; the UNet, VAE and text encoders are frozen. SD 1.x,
 SD 2.x and SDXL take the same path: every text encoder gets its own tokens (SDXL has two), and
 `PromptEncoder` feeds the UNet what the family's pipeline would. Several photos learn jointly (one
-learner, one identity file per person). What differs between methods lives in their `Learner`; this file
-has no branch on the method.
+learner, one identity file per person), or as one person (`same_person`: one identity from all their
+views). What differs between methods lives in their `Learner`; this file has no branch on the method.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 SAMPLE = Path(__file__).resolve().parents[2] / "anybody" / "data" / "sample_face.jpg"
+OTHER_PERSON = Path(__file__).resolve().parents[1] / "data" / "grace_hopper.jpg"
 FACE_BOX = (176, 77, 266, 167)  # the sample's one face (left, top, right, bottom), 90 px
 PORTRAIT = (96, 0, 352, 256)  # a 256 px crop of the sample around that face: half the detection time
 
@@ -161,8 +162,17 @@ def make_models(folder: Path) -> None:
     (folder / "broken.safetensors").write_bytes(b"\x00\x01garbage" * 1000)
 
 
+def make_several_photos(folder: Path) -> None:
+    """For `learn me.jpg me-mirrored.jpg someone-else.jpg --same-person`: the sample's face mirrored, and a
+    real other person (Grace Hopper's public-domain portrait, tests/data/README.md), both cropped small."""
+    portrait().transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / "me-mirrored.jpg", quality=95)
+    with Image.open(OTHER_PERSON) as other:
+        other.convert("RGB").crop((96, 40, 416, 360)).save(folder / "someone-else.jpg", quality=95)
+
+
 def make_all(folder: Path) -> Path:
     make_photos(folder)
+    make_several_photos(folder)
     make_identity_files(folder)
     make_models(folder)
     return folder

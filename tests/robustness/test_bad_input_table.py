@@ -58,6 +58,7 @@ def _face(photo: str) -> list[str]:
 
 LEARN = ["learn", "me.jpg", "--model", "tiny", "--library", "lib", "--name"]
 GENERATE = ["generate", "a photo of alice", "--identity", "alice", "--library", "lib"]
+MIX = ["mix", "alice", "wide", "--name", "mixed", "--library", "lib"]
 CASES: dict[str, list[str]] = {
     # Photos
     "missing path (`missing.jpg`)": _face("missing.jpg"),
@@ -89,6 +90,19 @@ CASES: dict[str, list[str]] = {
     "a word the learning prompts use (`--name photo`)": [*LEARN, "photo"],
     "a taken name (`--name Alice`, the library has alice)": [*LEARN, "Alice"],
     "the name of an interrupted run, without `--resume` (`--name dora`)": [*LEARN, "dora"],
+    # Several photos and mixing
+    "several names with `--same-person` (`learn me.jpg me-mirrored.jpg --name ann,bob --same-person`)": [
+        "learn", "me.jpg", "me-mirrored.jpg", "--name", "ann,bob", "--same-person", "--library", "lib"],
+    "one photo twice (`learn me.jpg ./me.jpg --name ann --same-person`)": [
+        "learn", "me.jpg", "./me.jpg", "--name", "ann", "--same-person", "--library", "lib"],
+    "a photo of someone else among them (`learn me.jpg me-mirrored.jpg someone-else.jpg --name ann --same-person`)": [
+        "learn", "me.jpg", "me-mirrored.jpg", "someone-else.jpg", "--name", "ann", "--same-person", "--model", "tiny",
+        "--library", "lib", "--steps", "1", "--views", "1", "--replace"],
+    "identities of different families (`mix alice wide --name mixed`)": ["mix", "alice", "wide", "--name", "mixed",
+                                                                         "--library", "lib"],
+    "a negative weight (`mix alice wide --weights=-0.5,1.5`)": [*MIX, "--weights=-0.5,1.5"],
+    "weights that are all 0 (`--weights 0,0`)": [*MIX, "--weights", "0,0"],
+    "not one weight per identity (`--weights 0.7`)": [*MIX, "--weights", "0.7"],
     # Models
     "a wrong path (`--model ./models/sd15`)": ["learn", "me.jpg", "--name", "m", "--model", "./models/sd15"],
     "a folder that is not a diffusers model (`--model not-a-model`)": ["learn", "me.jpg", "--name", "m", "--model",
