@@ -18,24 +18,31 @@ from anybody.identity import Identity
 ROOT = Path(__file__).resolve().parents[2]
 MODEL_LIBRARIES = ("diffusers", "transformers", "dlib")
 RUN = """
-import json, sys
+import json, os, sys
 from anybody.interfaces.cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as done:
     code = done.code
 heavy = [name for name in ("torch", "diffusers", "transformers", "dlib") if name in sys.modules]
-print(json.dumps({"code": code, "imported": heavy}))
+print(json.dumps({"code": code, "imported": heavy, "wait_policy": os.environ.get("OMP_WAIT_POLICY")}))
 """
+
+
+def _run(argv: list[str], cwd: Path, **variables: str) -> dict:
+    """The CLI run on argv in a fresh interpreter: its exit code, the heavy libraries imported, and the
+    OpenMP wait policy torch would start with."""
+    environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    environment.update(ANYBODY_HOME=str(cwd / "home"), PYTHONPATH=str(ROOT), **variables)
+    done = subprocess.run([sys.executable, "-c", RUN, *argv], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     """(exit code, heavy libraries imported) of the CLI run on argv in a fresh interpreter."""
-    environment = {**os.environ, "ANYBODY_HOME": str(cwd / "home"), "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", RUN, *argv], cwd=cwd, env=environment, capture_output=True,
-                          text=True, timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = _run(argv, cwd)
     return result["code"], result["imported"]
 
 
@@ -73,3 +80,10 @@ def test_the_library_commands_and_face_import_no_diffusion_model_library(tmp_pat
         assert not set(imported) & set(MODEL_LIBRARIES[:2]), f"{label} imported {imported}"
         if label != "face":  # face detection is dlib's work
             assert "dlib" not in imported, label
+
+
+def test_commands_let_waiting_openmp_threads_sleep_unless_the_environment_says_otherwise(tmp_path):
+    """Spinning OpenMP threads made learning many times slower beside other work (BENCHMARKS.md)."""
+    argv = ["generate", "a photo of alice", "-n", "0"]
+    assert _run(argv, tmp_path)["wait_policy"] == "PASSIVE"
+    assert _run(argv, tmp_path, OMP_WAIT_POLICY="ACTIVE")["wait_policy"] == "ACTIVE"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from importlib import import_module
@@ -75,10 +76,17 @@ them just to quiet them would cost every command seconds. diffusers' loading bar
 HF_HUB_DISABLE_PROGRESS_BARS through `anybody.models.loading`."""
 
 
+CPU_THREADS = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""OpenMP threads that wait for work sleep instead of spinning. torch splits every operator across one
+thread per core, and by default its idle OpenMP threads spin; when other processes share the cores, each
+operator then waits at its barrier for a thread that has lost its core. Learning on tiny beside other work
+ran 16x slower with spinning threads than with sleeping ones (benchmarks/contention.py, BENCHMARKS.md). Set
+before a command imports torch; OMP_WAIT_POLICY=ACTIVE (or any value) in the environment is kept."""
+
+
 def _quiet_libraries(debug: bool) -> None:
     if debug:
         return
-    import os
     import warnings
 
     warnings.filterwarnings("ignore")
@@ -93,6 +101,8 @@ def _quiet_libraries(debug: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    for variable, value in CPU_THREADS.items():
+        os.environ.setdefault(variable, value)
     try:
         with _user_logging(args.debug):
             return args.run(args)
