@@ -53,7 +53,7 @@ def user_errors(work: Path) -> Callable:
             return None  # a bug: Gradio shows "Error" and the terminal the traceback
         # An upload lives at WORK/<random folder>/notes.jpg: say notes.jpg, as the user named it.
         message = re.sub(re.escape(str(work)) + r"[\\/](?:[^\\/\s]+[\\/])*", "", str(problem))
-        return gr.Error(html.escape(message), title="error", print_exception=False)
+        return gr.Error(html.escape(message, quote=False), title="error", print_exception=False)
 
     def wrap(function: Callable) -> Callable:
         if inspect.isgeneratorfunction(function):

@@ -1,0 +1,149 @@
+"""`anybody ui` as a user starts it: where it listens, what it looks up on the network, where uploads go.
+
+The app runs in its own process (`audited_ui.py`: the real command behind a Python audit hook installed
+before Gradio or anything else is imported), is driven through its API, and is stopped with Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from anybody.errors import UsageError
+from anybody.interfaces.cli import main
+from anybody.interfaces.web import server
+from tests.interfaces.web.conftest import free_port
+
+AUDITED_UI = Path(__file__).with_name("audited_ui.py")
+ROOT = Path(__file__).resolve().parents[3]
+LOCAL_NAMES = {None, "", "localhost", "127.0.0.1", "::1"}
+STARTED = "anybody is running at"
+
+
+def listening_addresses(port: int) -> list[str]:
+    """The local addresses of the sockets listening on `port`, from the kernel's own tables (Linux)."""
+    found = []
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        if not Path(table).exists():
+            continue
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, _, state = line.split()[1:4]
+            address, hex_port = local.split(":")
+            if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+                if width == 8:
+                    found.append(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+                else:
+                    found.append(f"ipv6:{address}")
+    return found
+
+
+def wait_for(process: subprocess.Popen, text: str, seconds: float) -> str:
+    """The process's stdout up to the line holding `text` (failing with all of its output if it ends first)."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    process.kill()
+    raise AssertionError(f"{text!r} never came: {''.join(seen)}{process.stderr.read()}")
+
+
+@pytest.mark.slow
+def test_the_app_listens_on_loopback_looks_up_no_outside_host_and_removes_uploads(tmp_path: Path, photos: Path):
+    from gradio_client import Client, handle_file
+
+    audit, temporary, library = tmp_path / "audit.jsonl", tmp_path / "tmp", tmp_path / "library"
+    temporary.mkdir()
+    port = free_port()
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("ANYBODY_MODEL", *server.OFFLINE_ENVIRONMENT, "GRADIO_TEMP_DIR")}
+    environment.update(ANYBODY_AUDIT_LOG=str(audit), TMPDIR=str(temporary), PYTHONPATH=str(ROOT),
+                       OMP_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, str(AUDITED_UI), "ui", "--port", str(port), "--library",
+                                str(library), "--out", str(tmp_path / "out")], cwd=tmp_path, env=environment,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        printed = wait_for(process, STARTED, 300)
+        assert f"http://localhost:{port}/" in printed
+        if Path("/proc/net/tcp").exists():
+            assert listening_addresses(port) == ["127.0.0.1"]
+        (work,) = temporary.glob("anybody-ui-*")
+
+        app = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        _, status = app.predict(handle_file(str(photos / "sample_face.jpg")), 0, "dot", "celeb-basis", 4,
+                                "resume", api_name="/learn")
+        assert "Learned **dot**" in status
+        _, files = app.predict("a photo of dot", ["dot"], "", 1, 2, 7.5, 0, 0, 1, api_name="/draw")
+        assert len(files) == 1
+        assert list(work.rglob("sample_face.jpg")), "the upload lives in the app's temporary folder"
+        assert not list(library.rglob("*.jpg")), "a photo never enters the library"
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    assert not list(temporary.glob("anybody-ui-*")), "the uploads are removed when the app stops"
+    assert (library / "dot.safetensors").is_file()
+
+    events = [json.loads(line) for line in audit.read_text().splitlines()]
+    looked_up = {event["host"] for event in events if "host" in event}
+    assert looked_up <= LOCAL_NAMES, f"outside host names looked up: {looked_up - LOCAL_NAMES}"
+    bound = [event["address"] for event in events if event["event"] == "socket.bind"
+             and isinstance(event["address"], list) and event["address"][1] == port]
+    assert bound and all(address[0] == server.LOOPBACK for address in bound), bound
+    connected = {event["address"][0] for event in events if event["event"] == "socket.connect"
+                 and isinstance(event["address"], list)}
+    assert connected <= LOCAL_NAMES, f"connections to outside hosts: {connected - LOCAL_NAMES}"
+
+
+def test_the_host_is_loopback_unless_shared_on_purpose():
+    assert server.choose_host(None, share_on_network=False) == "127.0.0.1"
+    assert server.choose_host(None, share_on_network=True) == "0.0.0.0"
+    assert server.choose_host("localhost", share_on_network=False) == "localhost"
+    assert server.choose_host("192.168.1.5", share_on_network=True) == "192.168.1.5"
+    with pytest.raises(UsageError, match=r"Listening on 192\.168\.1\.5 would let other machines reach the app"):
+        server.choose_host("192.168.1.5", share_on_network=False)
+
+
+def test_sharing_on_the_network_binds_every_interface_and_warns(monkeypatch, capsys):
+    served = {}
+    monkeypatch.setattr(server, "serve", lambda model, **options: served.update(model=model, **options))
+    monkeypatch.delenv("ANYBODY_MODEL", raising=False)
+    assert main(["ui", "--share-on-network", "--port", str(free_port())]) == 0
+    assert served["host"] == "0.0.0.0" and served["model"] == "tiny"
+    assert "WARNING: listening on 0.0.0.0: every machine that can reach port" in capsys.readouterr().err
+    monkeypatch.setenv("ANYBODY_MODEL", "tiny-sd2")
+    assert main(["ui", "--port", str(free_port())]) == 0
+    assert served["host"] == "127.0.0.1" and served["model"] == "tiny-sd2"
+    assert "WARNING" not in capsys.readouterr().err
+
+
+def test_a_port_in_use_is_one_line_before_anything_loads(capsys):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["ui", "--port", str(port)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: Port {port} on 127.0.0.1 cannot be used (") and "\n" not in err
+    assert err.endswith(f"Pass another port (--port {port + 1}), or stop the program that holds it.")
+
+
+def test_starting_the_cli_imports_no_gradio():
+    code = "import sys; from anybody.interfaces.cli import build_parser; build_parser(); print('gradio' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert result.stdout.strip() == "False"
