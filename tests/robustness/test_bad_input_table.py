@@ -158,6 +158,9 @@ CASES: dict[str, list[str]] = {
     "no images (`--images-per-prompt 0`)": ["evaluate", "photos", "--images-per-prompt", "0"],
     "a names file that is not there (`basis filter --names missing.txt`)": ["basis", "filter", "--model", "tiny",
                                                                             "--names", "missing.txt"],
+    # The web app
+    "another address without the flag (`ui --host 0.0.0.0`)": ["ui", "--host", "0.0.0.0"],
+    "a port that does not exist (`ui --port 70000`)": ["ui", "--port", "70000"],
 }
 
 
