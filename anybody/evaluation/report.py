@@ -147,7 +147,8 @@ def markdown(result: EvaluationResult, summary: dict, notes: list[str]) -> str:
         f"Each cell: the mean and its {CONFIDENCE:.0%} interval (percentile bootstrap over images; diversity over "
         "people).", "",
     ]
-    lines += [f"> **Warning:** {note}" for note in notes] + ([""] if notes else [])
+    for note in notes:
+        lines += [f"> **Warning:** {note}", ""]
     lines += ["| method | " + " | ".join(heading for _, heading, _ in COLUMNS) + " | images | identities |",
               "|---" * (len(COLUMNS) + 3) + "|"]
     for method, entry in summary.items():
@@ -184,7 +185,8 @@ def _scatter(result: EvaluationResult, path: Path) -> str | None:
         points = axes.scatter(clips, ids, s=10, alpha=0.35)
         axes.scatter([np.mean(clips)], [np.mean(ids)], s=120, marker="*", edgecolors="black",
                      color=points.get_facecolor()[0][:3], label=f"{method} (mean)")
-    axes.axvline(result.settings.clip_threshold, color="grey", linestyle=":", linewidth=1)
+    axes.axvline(result.settings.clip_threshold, color="grey", linestyle=":", linewidth=1,
+                 label=f"ID(Prompt) threshold {result.settings.clip_threshold}")
     axes.set_xlabel("CLIP-T (text–image cosine)")
     axes.set_ylabel("ID similarity")
     axes.set_title("Identity against prompt fidelity, per image")
