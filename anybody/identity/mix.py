@@ -26,6 +26,7 @@ import logging
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import asdict
 
 import torch
 
@@ -68,7 +69,7 @@ def mix(weights: Mapping[str, float], name: str, *, library: str | os.PathLike[s
                            if key in METHOD_FACTS or key.startswith("basis")})
     options = next((options for options in map(_basis_options, parents) if options is not None), None)
     if mixed.encoder_coefficients and options is not None:
-        mixed.metadata["basis_options"] = options  # what a later mix of this one builds its basis with
+        mixed.metadata["basis_options"] = asdict(options)  # what a later mix of this one builds its basis with
     mixed.metadata["mixed_from"] = {parent.name: share for parent, share in zip(parents, shares)}
     mixed.metadata["anybody_version"] = __version__
     mixed.save(library=library)
@@ -190,19 +191,25 @@ def _basis_of(parents: list[Identity], encoder: str, model: object) -> CelebBasi
     pipe = source if isinstance(source, DiffusionPipeline) else load_pipeline(str(source))
     tokenizer, table = next((tokenizer, text.get_input_embeddings().weight)
                             for name, tokenizer, text in text_encoders(pipe) if name == encoder)
-    options = _basis_options(parents[0])
-    basis = build_basis(tokenizer, table, options=BasisOptions(**options) if options is not None else None)
+    basis = build_basis(tokenizer, table, options=_basis_options(parents[0]))
     if basis.key != key or not _reproduces(basis, parents, encoder):
         raise IdentityError(f"The model {source} does not give the celeb basis {parents[0].name} was learned in",
                             f"Pass the model it was learned on with --model ({parents[0].base_model})")
     return basis
 
 
-def _basis_options(identity: Identity) -> dict | None:
-    """The basis options an identity's coefficients were made with (its training settings', or a mix's)."""
+def _basis_options(identity: Identity) -> BasisOptions | None:
+    """The basis options an identity's coefficients were made with (its training settings', or a mix's);
+    None when it does not say. Options this anybody does not know are refused (the file is not trusted)."""
     training = identity.metadata.get("training")
     options = training.get("basis") if isinstance(training, dict) else identity.metadata.get("basis_options")
-    return options if isinstance(options, dict) else None
+    if not isinstance(options, dict):
+        return None
+    try:
+        return BasisOptions(**options)
+    except TypeError as error:
+        raise IdentityError(f"The basis options of {identity.name!r} are not ones this anybody knows ({error})",
+                            "Upgrade anybody, or learn the identity again") from error
 
 
 def _reproduces(basis: CelebBasis, parents: list[Identity], encoder: str) -> bool:

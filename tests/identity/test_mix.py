@@ -80,6 +80,15 @@ def test_without_the_basis_cache_the_basis_is_built_from_the_model(parents, tmp_
     monkeypatch.setattr("anybody.settings.bases_folder", lambda: tmp_path / "still-empty")
     with pytest.raises(IdentityError, match="does not give the celeb basis alice was learned in"):
         anybody.mix({"alice": 0.7, "bob": 0.3}, "wrong", library=parents, model="tiny-sd2")
+    # A mix of a mix: the basis is built with the options the mix recorded from its parents.
+    assert Identity.load("rebuilt", parents).metadata["basis_options"] == alice_options(parents)
+    monkeypatch.setattr("anybody.settings.bases_folder", lambda: tmp_path / "third")
+    again = anybody.mix({"rebuilt": 0.5, "alice": 0.5}, "again", library=parents)
+    assert again.metadata["mixed_from"] == {"rebuilt": 0.5, "alice": 0.5} and list((tmp_path / "third").iterdir())
+
+
+def alice_options(library: Path) -> dict:
+    return Identity.load("alice", library).metadata["training"]["basis"]
 
 
 def test_identities_without_coefficients_mix_by_their_rows_with_a_warning(parents, anybody_log):
