@@ -64,13 +64,12 @@ def web_work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="package")
 def studio(web_work: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The app's studio: the tiny model (its own pipeline: the app installs tokens in it) and library."""
+    """The app's studio: the tiny model (its own pipeline, loaded on first use: the app installs tokens in it)
+    and its own library."""
     from anybody.interfaces.web.studio import Studio
-    from anybody.models import load_pipeline
 
     root = tmp_path_factory.mktemp("web")
-    return Studio("tiny", work=web_work, out=root / "out", library=root / "library",
-                  pipe=load_pipeline("tiny", device="cpu"))
+    return Studio("tiny", work=web_work, out=root / "out", library=root / "library", device="cpu")
 
 
 @pytest.fixture(scope="package")

@@ -143,7 +143,10 @@ def test_a_port_in_use_is_one_line_before_anything_loads(capsys):
     assert err.endswith(f"Pass another port (--port {port + 1}), or stop the program that holds it.")
 
 
-def test_starting_the_cli_imports_no_gradio():
-    code = "import sys; from anybody.interfaces.cli import build_parser; build_parser(); print('gradio' in sys.modules)"
+def test_starting_the_cli_imports_neither_gradio_nor_the_hub():
+    """Gradio is for `anybody ui` alone, and the hub client must not be imported before `ui` sets it offline
+    (it reads HF_HUB_OFFLINE once, when imported)."""
+    code = ("import sys; from anybody.interfaces.cli import build_parser; build_parser(); "
+            "print(sorted(name for name in ('gradio', 'huggingface_hub') if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "[]"

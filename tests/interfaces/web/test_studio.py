@@ -66,6 +66,7 @@ def test_drawing_a_sefi_identity_leaves_the_pipeline_plain(studio, photos: Path)
     assert len(studio.pipe.tokenizer) == vocabulary  # each job starts from the model's own vocabulary
 
 
+@pytest.mark.slow
 def test_a_refused_drawing_leaves_no_folder(studio):
     bad_files.identity("gus").save(library=studio.library)
     before = sorted(studio.out.iterdir()) if studio.out.exists() else []
