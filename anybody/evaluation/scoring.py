@@ -21,13 +21,6 @@ from anybody.face import FaceEncoder, find_faces, get_face_encoder, prepare_face
 
 log = logging.getLogger("anybody")
 
-SAME_PERSON_DISTANCE = {"dlib": 0.6}
-"""Descriptor distance under which the recognizer calls two faces one person: dlib documents 0.6."""
-ARCFACE_SAME_PERSON_DISTANCE = 1.2
-"""For L2-normalised ArcFace features: distance 1.2 is cosine 0.28, about where insightface models verify
-(a default for `basis filter`, which a user may set with --same-person)."""
-
-
 @dataclass
 class FaceScorer:
     """Finds every face in an image (dlib) and describes each with the scoring recognizer."""
@@ -45,7 +38,8 @@ class FaceScorer:
 
     @property
     def same_person_distance(self) -> float:
-        return SAME_PERSON_DISTANCE.get(self.encoder.name, ARCFACE_SAME_PERSON_DISTANCE)
+        """The descriptor distance under which the recognizer calls two faces one person."""
+        return self.encoder.same_person_distance
 
     def reference(self, photo: str | os.PathLike[str]) -> np.ndarray:
         """The descriptor of the photo's largest face (a PhotoError when it has none)."""
