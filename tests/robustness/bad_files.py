@@ -6,6 +6,7 @@ table quotes (which name the file) are exactly what the CLI prints when run from
 
 from __future__ import annotations
 
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -162,6 +163,17 @@ def make_models(folder: Path) -> None:
     (folder / "broken.safetensors").write_bytes(b"\x00\x01garbage" * 1000)
 
 
+def make_batch_files(folder: Path) -> None:
+    """`learn-batch` inputs: a folder naming one person twice, CSVs without a column, with a bad row, with a
+    name twice."""
+    (folder / "people").mkdir()
+    shutil.copy(SAMPLE, folder / "people" / "alice.jpg")
+    shutil.copy(SAMPLE, folder / "people" / "Alice.png")
+    (folder / "no-name.csv").write_text("photo,person\nme.jpg,alice\n")
+    (folder / "bad-row.csv").write_text("photo,name\nme.jpg,alice,sefi\n")
+    (folder / "twice.csv").write_text("photo,name\nme.jpg,alice\nme.jpg,Alice\n")
+
+
 def make_several_photos(folder: Path) -> None:
     """For `learn me.jpg me-mirrored.jpg someone-else.jpg --same-person`: the sample's face mirrored, and a
     real other person (Grace Hopper's public-domain portrait, tests/data/README.md), both cropped small."""
@@ -173,6 +185,7 @@ def make_several_photos(folder: Path) -> None:
 def make_all(folder: Path) -> Path:
     make_photos(folder)
     make_several_photos(folder)
+    make_batch_files(folder)
     make_identity_files(folder)
     make_models(folder)
     return folder

@@ -151,6 +151,12 @@ CASES: dict[str, list[str]] = {
     "an output folder that is a file (`--out notes.jpg`)": [*GENERATE, "--out", "notes.jpg"],
     'a prompt without the identity (`"a photo of bob" --identity alice`)': ["generate", "a photo of bob", "--identity",
                                                                            "alice", "--library", "lib"],
+    # Many people
+    "a folder with no photos (`learn-batch photos`)": ["learn-batch", "photos", "--model", "tiny"],
+    "one name twice in a folder (`learn-batch people`: `alice.jpg` and `Alice.png`)": ["learn-batch", "people"],
+    "a CSV without a name column (`--csv no-name.csv`: `photo,person`)": ["learn-batch", ".", "--csv", "no-name.csv"],
+    "a CSV row with a field too many (`--csv bad-row.csv`)": ["learn-batch", ".", "--csv", "bad-row.csv"],
+    "one name twice in a CSV (`--csv twice.csv`: alice and Alice)": ["learn-batch", ".", "--csv", "twice.csv"],
     # Evaluation
     "a photo folder that is not there (`evaluate no-such-folder`)": ["evaluate", "no-such-folder", "--model", "tiny"],
     "an unknown method variant (`--methods celeb-basis+colour`)": ["evaluate", "photos", "--methods",

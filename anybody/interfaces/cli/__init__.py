@@ -2,6 +2,7 @@
 its sub-commands and sets `run` on them:
 
     learn.py     learn          a person (or several, jointly) from one photo each
+    batch.py     learn-batch    many people, one photo each, shared out among GPUs and machines
     generate.py  generate       draw learned people from a prompt
                  attention      draw where each word of a prompt attends
     face.py      face           what will be learned from a photo
@@ -33,7 +34,7 @@ from importlib import import_module
 from anybody import __version__, settings
 from anybody.errors import AnybodyError, Interrupted, out_of_memory
 
-COMMAND_MODULES = ("learn", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui")
+COMMAND_MODULES = ("learn", "batch", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui")
 log = logging.getLogger("anybody")
 
 

@@ -1,0 +1,95 @@
+"""`anybody learn-batch`: every photo of a folder (or row of a CSV) learned exactly once, shared out among the
+processes of a torchrun launch through accelerate's PartialState (gloo on the CPU); failures are listed
+with their reason and the others go on; a second run learns nothing new."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance, ImageOps
+
+from anybody.errors import UsageError
+from anybody.learning.batch import Job, read_jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_folder_gives_one_job_per_photo_named_after_the_file(tmp_path, sample_photo):
+    for name in ("Bob.JPG", "alice.png"):
+        shutil.copy(sample_photo, tmp_path / name)
+    (tmp_path / "notes.txt").write_text("not a photo")
+    (tmp_path / "sub").mkdir()
+    assert read_jobs(tmp_path) == [Job(tmp_path / "Bob.JPG", "bob"), Job(tmp_path / "alice.png", "alice")]
+
+
+def test_a_csv_gives_names_and_methods_with_photos_relative_to_the_folder(tmp_path):
+    table = tmp_path / "people.csv"
+    table.write_text("Name,Photo,Method\nalice,a/1.jpg,sefi\n\nbob,b.png,\n")
+    assert read_jobs(tmp_path, table) == [Job(tmp_path / "a/1.jpg", "alice", "sefi"), Job(tmp_path / "b.png", "bob")]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("photo,name\nme.jpg,alice,x\n", "Row 2 of .* has 3 fields"),
+    ("photo,name,method\nme.jpg,alice,dreambooth\n", "Row 2 of .* names an unknown method 'dreambooth'"),
+    ("photo,name\nme.jpg,../evil\n", "Row 2 of .* gives no usable name"),
+    ("photo,name\n,alice\n", "Row 2 of .* has no photo"),
+    ("photo,name\n", "has a header but no rows"),
+    ("", "is empty"),
+])
+def test_a_bad_csv_is_refused_naming_the_row(tmp_path, text, message):
+    table = tmp_path / "people.csv"
+    table.write_text(text)
+    with pytest.raises(UsageError, match=message):
+        read_jobs(tmp_path, table)
+
+
+def make_photos(folder: Path, sample: Path) -> None:
+    """Three photos of a face (the sample, mirrored, brighter) and a gradient without one."""
+    folder.mkdir()
+    face = Image.open(sample).convert("RGB")
+    face.save(folder / "alice.jpg")
+    ImageOps.mirror(face).save(folder / "bob.jpg")
+    ImageEnhance.Brightness(face).enhance(1.2).save(folder / "carol.png")
+    ramp = np.tile(np.linspace(0, 255, 256, dtype=np.uint8), (256, 1))
+    Image.fromarray(np.stack([ramp, ramp.T, 255 - ramp], axis=-1)).save(folder / "nobody.png")
+
+
+def learn_batch_under_torchrun(folder: Path, home: Path, summary: Path) -> dict:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "anybody", "learn-batch", str(folder), "--model", "tiny", "--steps", "3", "--views", "2",
+               "--summary", str(summary)]
+    env = {**os.environ, "ANYBODY_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert f"Summary: {summary}" in done.stdout
+    return json.loads(summary.read_text())
+
+
+@pytest.mark.slow
+def test_two_processes_learn_each_identity_once_report_the_bad_photo_and_a_rerun_learns_nothing(tmp_path,
+                                                                                              sample_photo):
+    make_photos(tmp_path / "photos", sample_photo)
+    first = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "first.json")
+    learned = {entry["name"]: entry["process"] for entry in first["learned"]}
+    assert sorted(learned) == ["alice", "bob", "carol"]  # each once: a list, so a repeat would show
+    assert len(first["learned"]) == 3 and first["processes"] == 2
+    assert set(learned.values()) == {0, 1}  # both processes learned
+    assert [(entry["name"], entry["reason"][:26]) for entry in first["failed"]] == [("nobody",
+                                                                                   "No face was found in the p")]
+    assert first["skipped"] == []
+    library = tmp_path / "home" / "identities"
+    assert sorted(path.stem for path in library.glob("*.safetensors")) == ["alice", "bob", "carol"]
+    stamps = {path.name: path.stat().st_mtime_ns for path in library.glob("*.safetensors")}
+
+    again = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "again.json")
+    assert again["learned"] == []
+    assert sorted(entry["name"] for entry in again["skipped"]) == ["alice", "bob", "carol"]
+    assert [entry["name"] for entry in again["failed"]] == ["nobody"]
+    assert {path.name: path.stat().st_mtime_ns for path in library.glob("*.safetensors")} == stamps
