@@ -12,9 +12,7 @@ of this script, and the script prints their ratio.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,61 +23,110 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def peak_memory_mb() -> float:
-    """The process's peak resident memory (VmHWM), in MiB."""
+def peak_memory_mb(device=None) -> float:
+    """The peak memory in MiB: on a GPU what torch allocated there, else the process's peak resident set
+    (VmHWM)."""
+    if device is not None and device.type == "cuda":
+        import torch
+
+        return torch.cuda.max_memory_allocated(device) / 2**20
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
 
 
-def load(model: str):
+def synchronize(device) -> None:
+    """Wait for the device, so that a clock read afterwards counts its work (a no-op on the CPU)."""
+    if device.type == "cuda":
+        import torch
+
+        torch.cuda.synchronize(device)
+
+
+def load(model: str, device: str = "cpu", dtype: str | None = None):
     """A pipeline: "sd15", "sd2" or "sdxl" (full-size random weights), or anything load_pipeline takes."""
     if model in ("sd15", "sd2", "sdxl"):
+        import torch
+
+        from anybody.models.loading import pick_dtype
         from benchmarks import architectures
 
-        return {"sd15": architectures.random_sd15, "sd2": architectures.random_sd2,
+        pipe = {"sd15": architectures.random_sd15, "sd2": architectures.random_sd2,
                 "sdxl": architectures.random_sdxl}[model]()
+        return pipe.to(torch.device(device), pick_dtype(torch.device(device), dtype))
     from anybody.models import load_pipeline
 
-    return load_pipeline(model, device="cpu")
+    return load_pipeline(model, device=device, dtype=dtype)
+
+
+def floor_on(pipe, resolution: int, steps: int, warmup: int, batch: int) -> float:
+    """Seconds per step of the floor on a loaded pipeline: every text encoder and the UNet forward and
+    backward, as the family's pipeline feeds them, the gradient flowing back into the token tables."""
+    import torch
+
+    from anybody.learning.conditioning import PromptEncoder
+    from anybody.models import text_encoders
+
+    device = pipe.unet.device
+    text = PromptEncoder(pipe, [], {}, resolution)
+    tables = [encoder.get_input_embeddings().weight for _, _, encoder in text_encoders(pipe)]
+    for table in tables:
+        table.requires_grad_(True)
+    ids = text.tokenize(["a photo of a face of sks person"] * batch)
+    size = resolution // pipe.vae_scale_factor
+    latents = torch.randn(batch, pipe.unet.config.in_channels, size, size, device=device)
+    try:
+        for step in range(warmup + steps):
+            if step == warmup:
+                synchronize(device)
+                started = time.perf_counter()
+            noise = torch.randn_like(latents)
+            timesteps = torch.randint(1000, (batch,), device=device)
+            condition = text(ids)
+            prediction = pipe.unet((latents + noise).to(pipe.unet.dtype), timesteps, condition.hidden,
+                                   added_cond_kwargs=condition.added).sample
+            torch.nn.functional.mse_loss(prediction.float(), noise).backward()
+            for table in tables:
+                table.grad = None
+        synchronize(device)
+        return (time.perf_counter() - started) / steps
+    finally:
+        text.remove()
+        for table in tables:
+            table.requires_grad_(False)
+
+
+def learn_timed(pipe, resolution: int, steps: int, warmup: int, batch: int, photos=None, names=None,
+                **overrides) -> float:
+    """Seconds per step of `anybody.learn` on a loaded pipeline (after `warmup` steps, at least 1), from the
+    wall clock between two callbacks that wait for the device, so that a GPU's queued work is counted."""
+    from anybody.learning import LearnConfig, learn
+
+    device = pipe.unet.device
+    marks: dict[int, float] = {}
+
+    def mark(step: int, loss: float) -> None:
+        if step in (warmup, warmup + steps):
+            synchronize(device)
+            marks[step] = time.perf_counter()
+
+    config = LearnConfig(steps=warmup + steps, batch_size=batch, views=4, resolution=resolution,
+                         checkpoint_every=10**9, **overrides)
+    with tempfile.TemporaryDirectory() as library:
+        learn(photos or ROOT / "anybody" / "data" / "sample_face.jpg", names or "bench", pipe, config,
+              library=library, progress=False, callback=mark)
+    return (marks[warmup + steps] - marks[warmup]) / steps
 
 
 def floor(model: str, resolution: int, steps: int, warmup: int, batch: int) -> dict:
-    import torch
-
     pipe = load(model)
-    table = pipe.text_encoder.get_input_embeddings().weight
-    table.requires_grad_(True)
-    ids = pipe.tokenizer(["a photo of a face of sks person"] * batch, padding="max_length",
-                         max_length=pipe.tokenizer.model_max_length, return_tensors="pt").input_ids
-    size = resolution // pipe.vae_scale_factor
-    latents = torch.randn(batch, pipe.unet.config.in_channels, size, size)
-    times = []
-    for _ in range(warmup + steps):
-        start = time.perf_counter()
-        noise = torch.randn_like(latents)
-        timesteps = torch.randint(1000, (batch,))
-        text = pipe.text_encoder(ids)[0]
-        prediction = pipe.unet(latents + noise, timesteps, text).sample
-        torch.nn.functional.mse_loss(prediction, noise).backward()
-        table.grad = None
-        times.append(time.perf_counter() - start)
-    return {"seconds_per_step": statistics.median(times[warmup:]), "peak_mb": peak_memory_mb()}
+    return {"seconds_per_step": floor_on(pipe, resolution, steps, warmup, batch), "peak_mb": peak_memory_mb()}
 
 
 def loop(model: str, resolution: int, steps: int, warmup: int, batch: int) -> dict:
-    from anybody.learning import LearnConfig, learn
-
     pipe = load(model)
-    stamps: list[float] = []
-    config = LearnConfig(steps=warmup + steps + 1, batch_size=batch, views=4, resolution=resolution,
-                         checkpoint_every=10**9)
-    with tempfile.TemporaryDirectory() as library:
-        learn(ROOT / "anybody" / "data" / "sample_face.jpg", "bench", pipe, config, library=library,
-              progress=False, callback=lambda step, loss: stamps.append(time.perf_counter()))
-    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
-    return {"seconds_per_step": statistics.median(gaps[warmup:]), "peak_mb": peak_memory_mb()}
+    return {"seconds_per_step": learn_timed(pipe, resolution, steps, warmup, batch), "peak_mb": peak_memory_mb()}
 
 
 def main() -> None:

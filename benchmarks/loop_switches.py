@@ -1,0 +1,78 @@
+"""The learning loop against the floor, with and without each speed switch of the loop.
+
+- **floor**: the frozen text encoder and UNet, forward and backward (as `training_step.py`);
+- **loop**: `anybody.learn` with its defaults: the loss read every 10 steps (`check_every`), fused AdamW;
+- **read every step**: `check_every=1` (what the loop did before: one wait for the device per step);
+- **foreach AdamW**: the multi-tensor kernel instead of the fused one;
+- **channels-last**: the UNet in channels-last memory format;
+- **compile**: `torch.compile` of the frozen UNet (the first, compiling step is a warm-up and not timed).
+
+Everything runs in one process on one loaded model, one configuration after another, each timed step by
+step through the callback after its warm-up steps; ratios are to the floor measured in the same run.
+
+    python benchmarks/loop_switches.py                                   # tiny, 128 px
+    python benchmarks/loop_switches.py --model sd15 --resolution 256 --steps 3 --warmup 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.training_step import floor_on, learn_timed, load  # noqa: E402
+
+SWITCHES = {  # name: (LearnConfig overrides, optimizer kernel or None for the learner's own)
+    "loop": ({}, None),
+    "read every step": ({"check_every": 1}, None),
+    "foreach AdamW": ({}, {"foreach": True}),
+    "channels-last": ({"channels_last": True}, None),
+    "compile": ({"compile": True}, None),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="tiny", help="tiny, sd15 (full size, random weights) or any model")
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--only", nargs="*", choices=tuple(SWITCHES), help="run only these configurations")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args()
+
+    import torch
+
+    from anybody.methods.learner import Learner
+
+    pipe = load(args.model)
+    results = {"floor": floor_on(pipe, args.resolution, args.steps, args.warmup, args.batch)}
+    print(f"floor: {results['floor']:.4f} s/step", flush=True)
+    own_kernel = Learner.optimizer_kernel
+    for name, (overrides, kernel) in SWITCHES.items():
+        if args.only and name not in args.only:
+            continue
+        Learner.optimizer_kernel = (lambda self, kernel=kernel: kernel) if kernel else own_kernel
+        started = time.perf_counter()
+        results[name] = learn_timed(pipe, args.resolution, args.steps, args.warmup, args.batch, **overrides)
+        Learner.optimizer_kernel = own_kernel
+        pipe.unet.to(memory_format=torch.contiguous_format)  # channels-last is not carried into the next one
+        print(f"{name}: {results[name]:.4f} s/step, {results[name] / results['floor']:.3f} x floor "
+              f"({time.perf_counter() - started:.0f} s in all)", flush=True)
+    print(f"model {args.model}, {args.resolution} px, batch {args.batch}, {args.steps} timed steps after "
+          f"{args.warmup} warm-up, CPU, torch {torch.__version__}")
+    for name, seconds in results.items():
+        print(f"  {name:16} {seconds:8.4f} s/step   {seconds / results['floor']:.3f} x floor")
+    if args.json:
+        args.json.write_text(json.dumps({"model": args.model, "resolution": args.resolution, "batch": args.batch,
+                                         "steps": args.steps, "seconds_per_step": results}, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
