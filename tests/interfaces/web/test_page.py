@@ -172,3 +172,16 @@ def test_stop_keeps_the_checkpoint_a_second_tab_waits_and_learning_resumes(page:
     expect(page.locator("#if-interrupted")).to_be_hidden()
     assert ".checkpoints/bea.safetensors" not in library_files(studio)
     shot(page, "resumed")
+
+
+def test_a_sefi_identity_offers_the_attention_view(page: Page, app_url: str, studio, photos: Path, shot):
+    studio.learn(photos / "sample_face.jpg", "sia", "sefi", 3)
+    page.goto(app_url)
+    page.get_by_role("tab", name="Draw").click()
+    expect(page.locator("#attention-box")).to_be_hidden()
+    pick(page, "identities", "sia")
+    expect(page.locator("#attention-box")).to_be_visible()
+    number(page, "draw-steps").fill("2")
+    page.locator("#attention-box button", has_text="Show the attention view").click()
+    expect(page.locator("#attention-map img")).to_be_visible(timeout=WAIT)
+    shot(page, "attention")
