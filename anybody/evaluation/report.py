@@ -139,7 +139,8 @@ def markdown(result: EvaluationResult, summary: dict, notes: list[str]) -> str:
     lines = [
         "# Evaluation", "",
         f"Model `{result.model}`; {len(result.people)} people, {len(result.prompts)} prompts "
-        f"(`{settings.prompts}`), {settings.images_per_prompt} images each (seeds {settings.seed} to "
+        f"(`{settings.prompts}`), {settings.images_per_prompt} image{'s' if settings.images_per_prompt != 1 else ''} "
+        f"each (seeds {settings.seed} to "
         f"{settings.seed + settings.images_per_prompt - 1}), {settings.drawing_steps} DDIM steps, guidance "
         f"{settings.guidance}. Identity scored by `{result.scorer}`; the methods learned with "
         f"`{settings.face_encoder}`. CLIP-T: `{settings.clip or 'none'}`, ID(Prompt) threshold "
