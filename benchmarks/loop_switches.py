@@ -16,7 +16,6 @@ step through the callback after its warm-up steps; ratios are to the floor measu
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.training_step import floor_on, learn_timed, load  # noqa: E402
+from benchmarks.training_step import floor_on, learn_timed, load, step_parser  # noqa: E402
 
 SWITCHES = {  # name: (LearnConfig overrides, optimizer kernel or None for the learner's own)
     "loop": ({}, None),
@@ -37,12 +36,7 @@ SWITCHES = {  # name: (LearnConfig overrides, optimizer kernel or None for the l
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="tiny", help="tiny, sd15 (full size, random weights) or any model")
-    parser.add_argument("--resolution", type=int, default=128)
-    parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--batch", type=int, default=2)
+    parser = step_parser(__doc__)
     parser.add_argument("--only", nargs="*", choices=tuple(SWITCHES), help="run only these configurations")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()

@@ -129,13 +129,19 @@ def loop(model: str, resolution: int, steps: int, warmup: int, batch: int) -> di
     return {"seconds_per_step": learn_timed(pipe, resolution, steps, warmup, batch), "peak_mb": peak_memory_mb()}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_parser(description: str | None) -> argparse.ArgumentParser:
+    """The options of a per-step timing: model, resolution, timed and warm-up steps, batch."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="tiny", help="tiny, sd15 (full size, random weights) or any model")
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=2)
+    return parser
+
+
+def main() -> None:
+    parser = step_parser(__doc__)
     parser.add_argument("--child", choices=("floor", "loop"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     settings = (args.model, args.resolution, args.steps, args.warmup, args.batch)
