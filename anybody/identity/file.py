@@ -23,7 +23,6 @@ as well.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -32,23 +31,23 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
-from safetensors import SafetensorError, safe_open
 
-from anybody.errors import IdentityError, summarize
-from anybody.identity.names import ENCODERS, validate_name
+from anybody.errors import IdentityError
+from anybody.identity.contents import (
+    FLOAT_TYPES,
+    FORMAT,
+    FORMAT_VERSION,
+    StoredTensor,
+    check_photos,
+    check_tensors,
+    checksum,
+    read_contents,
+)
+from anybody.identity.names import ENCODERS
 from anybody.storage import write_safetensors
 
 if TYPE_CHECKING:  # only named: building a basis needs transformers, reading an identity does not
     from anybody.basis import CelebBasis
-
-FORMAT = "anybody-identity"
-FORMAT_VERSION = 2
-"""Version 2 added the `sha256` checksum; version 1 files (anybody 0.1.0 before it) are read without one."""
-MAX_FILE_BYTES = 256 * 2**20
-MAX_PHOTOS = 1000
-"""The most photos an identity file may list (far more than anyone learns from; keeps a crafted file small)."""
-FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
-"""The tensor types an identity file may hold (float8 types cannot even be checked for finiteness)."""
 
 
 @dataclass
@@ -147,11 +146,12 @@ class Identity:
             tensors["face.descriptor"] = self.face_descriptor.float()
         for index, row in enumerate(self.face_descriptors if self.face_descriptors is not None else []):
             tensors[f"face.descriptors.{index}"] = row.float()
-        _check_tensors(tensors, target)
+        stored = {key: StoredTensor("F32", tuple(value.shape), _bytes(value)) for key, value in tensors.items()}
+        check_tensors(stored, target)
         metadata = {key: value if isinstance(value, str) else json.dumps(value) for key, value in self.metadata.items()}
         metadata.update({"format": FORMAT, "format_version": str(FORMAT_VERSION), "name": self.name})
         metadata.setdefault("created", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        _check_photos(tensors, metadata, target)
+        check_photos(stored, metadata, target)
         metadata["sha256"] = content_checksum(tensors, metadata)
         write_safetensors(target, tensors, metadata)
         self.path = target
@@ -159,45 +159,17 @@ class Identity:
 
 
 def read_identity(path: Path) -> Identity:
-    """Read and validate an identity file; any problem is an IdentityError naming the file."""
-    if not path.is_file():
-        raise IdentityError(f"The identity file {path} does not exist", "Check the path or the name")
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise IdentityError(f"{path} is too large to be an identity file", "Check that it is the right file")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            raw_metadata = handle.metadata() or {}
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}  # noqa: SIM118
-    except (SafetensorError, OSError, ValueError, RuntimeError) as error:
-        raise IdentityError(f"{path} is not a readable identity file ({summarize(error)})",
-                            "It may be truncated or of another format: learn it again, or use anybody import",
-                            ) from error
-    if raw_metadata.get("format") != FORMAT:
-        raise IdentityError(f"{path} is not an anybody identity file",
-                            "To use a textual-inversion embedding, import it: anybody import FILE --name NAME")
-    version = raw_metadata.get("format_version", "")
-    if not (version.isascii() and version.isdigit()) or int(version) > FORMAT_VERSION:  # "²".isdigit() is True
-        raise IdentityError(f"{path} has identity format version {version!r}; this anybody reads up to "
-                            f"{FORMAT_VERSION}", "Upgrade anybody (pip install -U anybody)")
-    _check_tensors(tensors, path)
-    _check_photos(tensors, raw_metadata, path)
-    if int(version) >= 2 and raw_metadata.get("sha256") != content_checksum(tensors, raw_metadata):
-        raise IdentityError(f"{path} is damaged: its contents do not match its checksum",
-                            "Restore it from a copy, or learn the identity again")
-    metadata: dict[str, object] = {}
-    for key, value in raw_metadata.items():
-        try:
-            metadata[key] = json.loads(value) if value[:1] in "{[" else value
-        except (ValueError, RecursionError) as error:  # bad JSON, or "[[[[..." nested past Python's stack
-            raise IdentityError(f"{path} has damaged metadata ({key})", "Learn the identity again") from error
-    name = validate_name(str(raw_metadata.get("name", "")))
+    """Read and validate an identity file; any problem is an IdentityError naming the file (the checks are
+    `anybody.identity.contents`')."""
+    contents = read_contents(path)
+    tensors = {key: _tensor(value) for key, value in contents.tensors.items()}
     return Identity(
-        name=name,
+        name=contents.name,
         encoder_embeddings={e: tensors[f"{e}.embeddings"] for e in ENCODERS if f"{e}.embeddings" in tensors},
         encoder_coefficients={e: tensors[f"{e}.coefficients"] for e in ENCODERS if f"{e}.coefficients" in tensors},
         face_descriptor=tensors.get("face.descriptor"),
         face_descriptors=_photo_descriptors(tensors),
-        metadata=metadata,
+        metadata=contents.metadata,
         path=path,
         stage_keys={e: tensors[f"{e}.stage_keys"] for e in ENCODERS if f"{e}.stage_keys" in tensors},
         stage_values={e: tensors[f"{e}.stage_values"] for e in ENCODERS if f"{e}.stage_values" in tensors},
@@ -207,14 +179,18 @@ def read_identity(path: Path) -> Identity:
 
 def content_checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
     """SHA-256 over every tensor (name, type, shape, bytes) and every metadata field but the checksum itself."""
-    digest = hashlib.sha256()
-    for key in sorted(tensors):
-        value = tensors[key].detach().to("cpu").contiguous()
-        digest.update(json.dumps([key, str(value.dtype), list(value.shape)]).encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    fields = {key: value for key, value in metadata.items() if key != "sha256"}
-    digest.update(json.dumps(fields, sort_keys=True).encode())
-    return digest.hexdigest()
+    return checksum(((key, str(value.dtype), tuple(value.shape), _bytes(value)) for key, value in tensors.items()),
+                    metadata)
+
+
+def _bytes(value: torch.Tensor) -> bytes:
+    """The tensor's bytes as safetensors stores them."""
+    return value.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
+def _tensor(value: StoredTensor) -> torch.Tensor:
+    dtype = getattr(torch, FLOAT_TYPES[value.dtype].removeprefix("torch."))
+    return torch.frombuffer(bytearray(value.data), dtype=dtype).reshape(value.shape)
 
 
 def _photo_descriptors(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
@@ -222,56 +198,3 @@ def _photo_descriptors(tensors: dict[str, torch.Tensor]) -> torch.Tensor | None:
     rows = [tensors[f"face.descriptors.{index}"] for index in range(len(tensors))
             if f"face.descriptors.{index}" in tensors]
     return torch.stack(rows) if rows else None
-
-
-def _check_photos(tensors: dict[str, torch.Tensor], metadata: dict[str, str], path: Path) -> None:
-    """The photo list and the per-photo descriptors agree: `face.descriptors.0` to `.N-1`, one per name in the
-    `photos` field (a JSON list of at most MAX_PHOTOS file names, each at most 255 characters long), all of
-    the width of `face.descriptor`."""
-    indices = [key.removeprefix("face.descriptors.") for key in tensors if key.startswith("face.descriptors.")]
-    if sorted(indices) != sorted(str(index) for index in range(len(indices))):
-        raise IdentityError(f"{path} has per-photo descriptors that are not numbered 0 to {len(indices) - 1}",
-                            "Learn the identity again")
-    widths = {value.shape[0] for key, value in tensors.items() if key.startswith("face.descriptor")}
-    if len(widths) > 1:
-        raise IdentityError(f"{path} has face descriptors of different widths", "Learn the identity again")
-    if "photos" not in metadata:
-        if indices:
-            raise IdentityError(f"{path} has per-photo descriptors but no photo list", "Learn the identity again")
-        return
-    try:
-        photos = json.loads(metadata["photos"])
-    except (ValueError, RecursionError):
-        photos = None
-    names_ok = isinstance(photos, list) and all(isinstance(name, str) and len(name) <= 255 for name in photos)
-    if not names_ok or len(photos) > MAX_PHOTOS or (indices and len(photos) != len(indices)):
-        raise IdentityError(f"{path} has a damaged photo list", "Learn the identity again")
-
-
-def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
-    embeddings = {key: value for key, value in tensors.items() if key.endswith(".embeddings")}
-    if "text_encoder.embeddings" not in embeddings:
-        raise IdentityError(f"{path} holds no token embeddings", "Learn the identity again")
-    for key, value in tensors.items():
-        encoder, _, kind = key.partition(".")
-        if encoder not in (*ENCODERS, "face", "module"):
-            raise IdentityError(f"{path} holds an unexpected tensor {key!r}", "Learn the identity again")
-        if value.dtype not in FLOAT_DTYPES or not torch.isfinite(value).all():
-            raise IdentityError(f"{path} holds non-finite or non-float values in {key}", "Learn the identity again")
-        expected_dims = {"face": 1, "module": value.dim()}.get(encoder, 3 if kind.startswith("stage_") else 2)
-        if value.dim() != expected_dims or value.numel() == 0:
-            raise IdentityError(f"{path} has a tensor {key} of shape {tuple(value.shape)}", "Learn the identity again")
-    counts = {value.shape[0] for value in embeddings.values()}
-    if len(counts) != 1:
-        raise IdentityError(f"{path} has encoders with different token counts", "Learn the identity again")
-    tokens = next(iter(counts))
-    for key, value in tensors.items():
-        if key.endswith(".coefficients") and value.shape[0] != tokens:
-            raise IdentityError(f"{path} has coefficients for a different number of tokens", "Learn it again")
-        if ".stage_" in key:
-            own = embeddings.get(key.split(".")[0] + ".embeddings")
-            width = -1 if own is None else own.shape[1]
-            partner = key.replace("stage_keys", "stage_values") if "keys" in key else key.replace("values", "keys")
-            if value.shape[1:] != (tokens, width) or partner not in tensors or tensors[partner].shape != value.shape:
-                raise IdentityError(f"{path} has per-stage tokens {key} that do not match its embeddings",
-                                    "Learn the identity again")

@@ -62,14 +62,25 @@ def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp
     assert _start(argv, tmp_path) == (code, [])
 
 
+def _library(folder: Path) -> None:
+    Identity(name="alice", encoder_embeddings={"text_encoder": torch.randn(2, 8)},
+             metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"}).save(library=folder / "lib")
+
+
+def test_identities_are_listed_shown_and_removed_without_torch(tmp_path):
+    """Identity files are read and checked with numpy; torch is imported only to use an identity."""
+    _library(tmp_path)
+    for argv in (["identities", "--library", "lib"], ["identities", "show", "alice", "--library", "lib"],
+                 ["identities", "remove", "alice", "--yes", "--library", "lib"]):
+        assert _start(argv, tmp_path) == (0, []), argv
+    assert not (tmp_path / "lib" / "alice.safetensors").exists()
+
+
 @pytest.mark.slow
 def test_the_library_commands_and_face_import_no_diffusion_model_library(tmp_path):
-    Identity(name="alice", encoder_embeddings={"text_encoder": torch.randn(2, 8)},
-             metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"}).save(library=tmp_path / "lib")
+    _library(tmp_path)
     shutil.copy(ROOT / "anybody" / "data" / "sample_face.jpg", tmp_path / "photo.jpg")
     commands = {
-        "identities": ["identities", "--library", "lib"],
-        "identities show": ["identities", "show", "alice", "--library", "lib"],
         "export": ["export", "alice", "--format", "a1111", "--out", "alice.pt", "--library", "lib"],
         "import": ["import", "alice.pt", "--name", "bob", "--library", "lib"],
         "face": ["face", "photo.jpg", "--out", "face"],

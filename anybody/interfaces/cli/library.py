@@ -56,20 +56,22 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_identities(args: argparse.Namespace) -> int:
+    """Identity files are read and checked without torch (`anybody.identity.contents`): only --model needs it."""
     from anybody.errors import UsageError
+    from anybody.identity import library_names, resolve_identity
+    from anybody.identity.contents import read_contents
 
     if args.action == "list":
         return _list_identities(args.library, args.model)
     if not args.name:
         raise UsageError(f"identities {args.action} needs a name", f"anybody identities {args.action} NAME")
-    from anybody.identity import Identity, library_names
-    identity = Identity.load(args.name, args.library)
+    identity = read_contents(resolve_identity(args.name, args.library))
     if args.action == "show":
         print(f"{identity.name}: {identity.path} ({identity.path.stat().st_size:,} bytes)")
-        for encoder, embeddings in identity.encoder_embeddings.items():
-            coefficients = identity.encoder_coefficients.get(encoder)
-            shown = f", coefficients {tuple(coefficients.shape)}" if coefficients is not None else ""
-            print(f"  {encoder}: embeddings {tuple(embeddings.shape)}{shown}")
+        coefficients = identity.shapes("coefficients")
+        for encoder, shape in identity.shapes("embeddings").items():
+            shown = f", coefficients {coefficients[encoder]}" if encoder in coefficients else ""
+            print(f"  {encoder}: embeddings {shape}{shown}")
         for key, value in sorted(identity.metadata.items()):
             print(f"  {key}: {value}")
         return 0
@@ -86,26 +88,26 @@ def run_identities(args: argparse.Namespace) -> int:
 
 def _list_identities(library: str | None, model: str | None) -> int:
     from anybody.errors import AnybodyError
-    from anybody.identity import library_names
+    from anybody.identity import library_names, resolve_identity
+    from anybody.identity.contents import read_contents
 
     names = library_names(library)
     if not names:
         print(f"No identities in {settings.library_folder(library)} yet: anybody learn PHOTO --name NAME")
         return 0
-    from anybody.identity import Identity  # reading identity files needs torch; an empty library does not
-
     fits = _fit_checker(model)
     rows = [("name", "method", "base model", "width", "created", "")]
     for name in names:
         try:
-            identity = Identity.load(name, library)
+            identity = read_contents(resolve_identity(name, library))
         except AnybodyError as error:
             rows.append((name, "unreadable", "", "", "", f"! {error.problem}"))
             continue
-        note = "" if fits(identity) else f"! does not fit {model}"
-        widths = "+".join(str(e.shape[1]) for e in identity.encoder_embeddings.values())
-        rows.append((name, identity.method, identity.base_model, widths, str(identity.metadata.get("created", ""))[:10],
-                     note))
+        note = "" if fits(identity.path) else f"! does not fit {model}"
+        widths = "+".join(str(shape[1]) for shape in identity.shapes("embeddings").values())
+        metadata = identity.metadata
+        rows.append((name, str(metadata.get("method", "unknown")), str(metadata.get("base_model", "unknown")), widths,
+                     str(metadata.get("created", ""))[:10], note))
     widths_ = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths_)).rstrip())
@@ -113,18 +115,19 @@ def _list_identities(library: str | None, model: str | None) -> int:
 
 
 def _fit_checker(model: str | None):
-    """identity -> whether it fits `model` (always True without one; the model is loaded only if named)."""
+    """identity file -> whether it fits `model` (always True without one; the model is loaded only if named)."""
     if not model:
-        return lambda identity: True
+        return lambda path: True
     from anybody.errors import AnybodyError
     from anybody.generation import check_fits
+    from anybody.identity import read_identity
     from anybody.models import load_pipeline
 
     pipe = load_pipeline(model, device="cpu")
 
-    def fits(identity) -> bool:
+    def fits(path) -> bool:
         try:
-            check_fits(identity, pipe)
+            check_fits(read_identity(path), pipe)
         except AnybodyError:
             return False
         return True
