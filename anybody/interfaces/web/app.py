@@ -22,7 +22,6 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -31,10 +30,10 @@ from PIL import Image
 from anybody.errors import AnybodyError, Interrupted, UsageError, out_of_memory
 from anybody.generation import defaults
 from anybody.identity.formats import FORMATS
+from anybody.interfaces.cli.demo import SAMPLE_PHOTO
 from anybody.interfaces.web.studio import RESUME, START_OVER, Studio, learning_steps, method_choices
 from anybody.methods import DEFAULT_METHOD
 
-SAMPLE_PHOTO = Path(__file__).resolve().parents[2] / "data" / "sample_face.jpg"
 MODEL_JOBS = "model"  # the concurrency group of every event that uses the model: one at a time
 TABLE_FACE_SIDE = 56
 TABLE_COLUMNS = ["face", "name", "method", "base model", "family", "created", "note"]
@@ -44,38 +43,36 @@ CSS = """
 """
 
 
-def user_errors(work: Path) -> Callable:
-    """Turn the AnybodyError of an event (a function or a generator) into the page's one-line message."""
+def shown_to_user(method: Callable) -> Callable:
+    """Turn the AnybodyError of an event (a method or a generator method of `Events`) into the page's
+    one-line message; anything else is a bug, which Gradio shows as "Error" and the terminal as a traceback."""
 
-    def shown(error: BaseException) -> gr.Error | None:
+    def shown(self: Events, error: BaseException) -> BaseException:
         problem = error if isinstance(error, AnybodyError) else out_of_memory(error)
         if problem is None:
-            return None  # a bug: Gradio shows "Error" and the terminal the traceback
+            return error
         # An upload lives at WORK/<random folder>/notes.jpg: say notes.jpg, as the user named it.
-        message = re.sub(re.escape(str(work)) + r"[\\/](?:[^\\/\s]+[\\/])*", "", str(problem))
+        message = re.sub(re.escape(str(self.studio.work)) + r"[\\/](?:[^\\/\s]+[\\/])*", "", str(problem))
         return gr.Error(html.escape(message, quote=False), title="error", print_exception=False)
 
-    def wrap(function: Callable) -> Callable:
-        if inspect.isgeneratorfunction(function):
-            @functools.wraps(function)
-            def stream(*args: Any, **kwargs: Any) -> Iterator:
-                try:
-                    yield from function(*args, **kwargs)
-                except (AnybodyError, RuntimeError, MemoryError) as error:
-                    raise (shown(error) or error) from None
-
-            return stream
-
-        @functools.wraps(function)
-        def call(*args: Any, **kwargs: Any) -> Any:
+    if inspect.isgeneratorfunction(method):
+        @functools.wraps(method)
+        def stream(self: Events, *args: Any, **kwargs: Any) -> Iterator:
             try:
-                return function(*args, **kwargs)
+                yield from method(self, *args, **kwargs)
             except (AnybodyError, RuntimeError, MemoryError) as error:
-                raise (shown(error) or error) from None
+                raise shown(self, error) from None
 
-        return call
+        return stream
 
-    return wrap
+    @functools.wraps(method)
+    def call(self: Events, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (AnybodyError, RuntimeError, MemoryError) as error:
+            raise shown(self, error) from None
+
+    return call
 
 
 def progress_html(step: int, total: int, loss: float | None = None, left: float | None = None,
@@ -106,15 +103,17 @@ def face_cell(face: Image.Image | None) -> str:
     return f"![face](data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()})"
 
 
-def build_app(studio: Studio) -> gr.Blocks:
-    """The page; launch it with `server.running_app`."""
-    errors = user_errors(studio.work)
-    stops: dict[str, threading.Event] = {}  # session -> the stop signal of its learning run
+class Events:
+    """What each event of the page does: one call of the studio, its result turned into components."""
+
+    def __init__(self, studio: Studio) -> None:
+        self.studio = studio
+        self.stops: dict[str, threading.Event] = {}  # session -> the stop signal of its learning run
 
     # --- the library, shown in three places ------------------------------------------------------
 
-    def library_views(selected: str | None = None) -> tuple:
-        entries = studio.entries()
+    def library_views(self, selected: str | None = None) -> tuple:
+        entries = self.studio.entries()
         rows = [[face_cell(entry.face), entry.name, entry.method, entry.base_model, entry.family, entry.created,
                  entry.note] for entry in entries]
         names = [entry.name for entry in entries]
@@ -125,17 +124,17 @@ def build_app(studio: Studio) -> gr.Blocks:
 
     # --- learn -----------------------------------------------------------------------------------
 
-    def use_sample() -> str:
-        folder = studio.work / "sample"
+    def use_sample(self) -> str:
+        folder = self.studio.work / "sample"
         folder.mkdir(parents=True, exist_ok=True)
         return str(shutil.copy(SAMPLE_PHOTO, folder / SAMPLE_PHOTO.name))
 
-    @errors
-    def faces(photo: str | None, face: int | None = None) -> tuple:
+    @shown_to_user
+    def faces(self, photo: str | None, face: int | None = None) -> tuple:
         """The photo with every face numbered, the aligned crop of the chosen one, and the face choices."""
         if not photo:
             return None, None, gr.update(choices=[], value=None, interactive=False), ""
-        preview = studio.preview(photo, None if face is None else int(face))
+        preview = self.studio.preview(photo, None if face is None else int(face))
         choices = [(f"{index}: {size} px{' (largest)' if index == 0 else ''}", index)
                    for index, size in enumerate(preview.sizes)]
         note = "" if len(choices) == 1 else (
@@ -143,19 +142,19 @@ def build_app(studio: Studio) -> gr.Blocks:
         return (preview.annotated, preview.aligned,
                 gr.update(choices=choices, value=preview.chosen, interactive=len(choices) > 1), note)
 
-    def interrupted_choice(name: str) -> dict:
+    def interrupted_choice(self, name: str) -> dict:
         """Offer to resume when an interrupted run of this name left a checkpoint."""
-        return gr.update(visible=studio.interrupted(name or ""), value=RESUME)
+        return gr.update(visible=self.studio.interrupted(name or ""), value=RESUME)
 
-    @errors
-    def learn(photo: str | None, face: int | None, name: str, method: str, steps: int,
+    @shown_to_user
+    def learn(self, photo: str | None, face: int | None, name: str, method: str, steps: int,
               if_interrupted: str = RESUME, request: gr.Request = None) -> Iterator[tuple[str, str]]:
         """Learn an identity from a photo; yields (progress, status) while it runs."""
         if not photo:
             raise UsageError("No photo was given", "Upload a photo, or use the sample photo")
         stop = threading.Event()
         session = request.session_hash if request is not None else ""
-        stops[session] = stop
+        self.stops[session] = stop
         updates: queue.Queue = queue.Queue()
         outcome: dict[str, Any] = {}
 
@@ -167,14 +166,14 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         def work() -> None:
             try:
-                outcome["identity"] = studio.learn(photo, name, method, int(steps),
-                                                   None if face is None else int(face),
-                                                   if_interrupted=if_interrupted or RESUME, callback=callback)
+                outcome["identity"] = self.studio.learn(photo, name, method, int(steps),
+                                                        None if face is None else int(face),
+                                                        if_interrupted=if_interrupted or RESUME, callback=callback)
             except BaseException as error:  # handed to the page below
                 outcome["error"] = error
 
         total = int(steps)
-        resuming = (if_interrupted or RESUME) == RESUME and studio.interrupted(name or "")
+        resuming = (if_interrupted or RESUME) == RESUME and self.studio.interrupted(name or "")
         thread = threading.Thread(target=work, name="anybody-learn", daemon=True)
         thread.start()
         yield progress_html(0, total, note="preparing: the face, the views, the model"), ""
@@ -193,7 +192,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         finally:  # the page went away or the event was cancelled: stop learning, keep its checkpoint
             stop.set()
             thread.join()
-            stops.pop(session, None)
+            self.stops.pop(session, None)
         error = outcome.get("error")
         if isinstance(error, Interrupted):
             yield (progress_html(outcome.get("step", 0), total, note="stopped"),
@@ -208,9 +207,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                f"Learned **{identity.name}** ({identity.method}, {total} steps{resumed}): `{identity.path}`. "
                f'Draw it in the Draw tab: "a photo of {identity.name} on a beach".')
 
-    def stop_learning(request: gr.Request = None) -> str:
+    def stop_learning(self, request: gr.Request = None) -> str:
         """Stop this page's learning run (its checkpoint is kept)."""
-        stop = stops.get(request.session_hash if request is not None else "")
+        stop = self.stops.get(request.session_hash if request is not None else "")
         if stop is None:
             return "Nothing is being learned from this page."
         stop.set()
@@ -218,29 +217,29 @@ def build_app(studio: Studio) -> gr.Blocks:
 
     # --- draw ------------------------------------------------------------------------------------
 
-    @errors
-    def draw(prompt: str, identities: list[str] | None, negative_prompt: str, seed: int, steps: int,
+    @shown_to_user
+    def draw(self, prompt: str, identities: list[str] | None, negative_prompt: str, seed: int, steps: int,
              guidance: float, width: int | None, height: int | None, count: int) -> tuple[list, list[str]]:
         """Draw the identities from a prompt; the gallery and the PNG files (with their text chunks)."""
-        result = studio.draw(prompt, identities or [], negative_prompt=negative_prompt, seed=int(seed),
-                             steps=int(steps), guidance=float(guidance), width=_size(width), height=_size(height),
-                             count=int(count))
+        result = self.studio.draw(prompt, identities or [], negative_prompt=negative_prompt, seed=int(seed),
+                                  steps=int(steps), guidance=float(guidance), width=_size(width),
+                                  height=_size(height), count=int(count))
         paths = [str(path) for path in result.paths]
         return [(path, f"seed {seed}") for path, seed in zip(paths, result.seeds)], paths
 
-    @errors
-    def attention(prompt: str, identities: list[str] | None, seed: int, steps: int, guidance: float) -> str:
+    @shown_to_user
+    def attention(self, prompt: str, identities: list[str] | None, seed: int, steps: int, guidance: float) -> str:
         """One picture and where each word of the prompt attends."""
-        return str(studio.attention(prompt, identities or [], seed=int(seed), steps=int(steps),
-                                    guidance=float(guidance)))
+        return str(self.studio.attention(prompt, identities or [], seed=int(seed), steps=int(steps),
+                                         guidance=float(guidance)))
 
-    def chosen_identities(identities: list[str] | None, prompt: str) -> tuple:
+    def chosen_identities(self, identities: list[str] | None, prompt: str) -> tuple:
         """Suggest a prompt naming the chosen identities; offer the attention view for SeFi-IDE ones."""
         identities = identities or []
         staged = False
         for name in identities:
             try:
-                staged = staged or studio.stages_of(name) > 0
+                staged = staged or self.studio.stages_of(name) > 0
             except AnybodyError:
                 continue
         named = " and ".join(identities)
@@ -250,41 +249,44 @@ def build_app(studio: Studio) -> gr.Blocks:
 
     # --- identities ------------------------------------------------------------------------------
 
-    @errors
-    def details(name: str | None) -> dict:
-        return studio.details(name) if name else {}
+    @shown_to_user
+    def details(self, name: str | None) -> dict:
+        """What `anybody identities show NAME` prints."""
+        return self.studio.details(name) if name else {}
 
-    @errors
-    def export(name: str | None, format: str) -> tuple[str, str]:
+    @shown_to_user
+    def export(self, name: str | None, format: str) -> tuple[str, str]:
         """The identity as a file another tool reads (FORMATS), for download, and how to use it."""
         if not name:
             raise UsageError("No identity is chosen", "Choose one in the list first")
-        path, hint = studio.export(name, format)
+        path, hint = self.studio.export(name, format)
         return str(path), "\n\n".join(f"`{html.escape(line)}`" for line in hint.splitlines())
 
-    @errors
-    def import_file(file: str | None, name: str) -> str:
+    @shown_to_user
+    def import_file(self, file: str | None, name: str) -> str:
         """Add a textual-inversion embedding (.safetensors, .pt, .bin) to the library under a name."""
         if not file:
             raise UsageError("No embedding file was given", "Upload a .safetensors, .pt or .bin embedding")
-        identity = studio.import_embedding(file, name)
+        identity = self.studio.import_embedding(file, name)
         return f"Imported **{identity.name}** ({identity.token_count} vectors)."
 
-    def ask_removal(name: str | None) -> tuple:
+    def ask_removal(self, name: str | None) -> tuple:
         if not name:
             return gr.update(visible=False), ""
         return gr.update(visible=True), f"Remove **{name}**? Its identity file is deleted from the library."
 
-    @errors
-    def remove(name: str | None) -> tuple:
+    @shown_to_user
+    def remove(self, name: str | None) -> tuple:
         """Delete an identity from the library."""
         if not name:
             raise UsageError("No identity is chosen", "Choose one in the list first")
-        studio.remove(name)
+        self.studio.remove(name)
         return gr.update(visible=False), f"Removed **{name}**."
 
-    # --- the page --------------------------------------------------------------------------------
 
+def build_app(studio: Studio) -> gr.Blocks:
+    """The page; launch it with `server.running_app`."""
+    events = Events(studio)
     with gr.Blocks(title="anybody", analytics_enabled=False) as page:
         gr.Markdown("# anybody\nPut a real person into a text-to-image model from one photo, then draw them.")
         gr.Markdown(
@@ -379,41 +381,42 @@ def build_app(studio: Studio) -> gr.Blocks:
 
         library_outputs = [table, identities, chosen]
         private = {"api_visibility": "private", "concurrency_limit": None}
-        refresh = {"fn": library_views, "inputs": [chosen], "outputs": library_outputs, **private}
+        refresh = {"fn": events.library_views, "inputs": [chosen], "outputs": library_outputs, **private}
 
         page.load(**refresh)
         identities_tab.select(**refresh)
-        sample.click(use_sample, outputs=photo, **private)
-        photo.change(faces, inputs=[photo], outputs=[annotated, aligned, face, faces_note], api_name="faces",
+        sample.click(events.use_sample, outputs=photo, **private)
+        photo.change(events.faces, inputs=[photo], outputs=[annotated, aligned, face, faces_note], api_name="faces",
                      concurrency_id="faces")
-        face.input(faces, inputs=[photo, face], outputs=[annotated, aligned, face, faces_note],
+        face.input(events.faces, inputs=[photo, face], outputs=[annotated, aligned, face, faces_note],
                    api_visibility="private", concurrency_id="faces")
         method.change(learning_steps, inputs=method, outputs=steps, **private)
-        name.change(interrupted_choice, inputs=name, outputs=if_interrupted, trigger_mode="always_last", **private)
-        (learn_button.click(learn, inputs=[photo, face, name, method, steps, if_interrupted],
+        name.change(events.interrupted_choice, inputs=name, outputs=if_interrupted, trigger_mode="always_last",
+                    **private)
+        (learn_button.click(events.learn, inputs=[photo, face, name, method, steps, if_interrupted],
                             outputs=[learn_progress, learn_status], api_name="learn", concurrency_id=MODEL_JOBS,
                             concurrency_limit=1)
-         .then(interrupted_choice, inputs=name, outputs=if_interrupted, **private)
+         .then(events.interrupted_choice, inputs=name, outputs=if_interrupted, **private)
          .then(**refresh))
-        stop_button.click(stop_learning, outputs=learn_status, api_name="stop", concurrency_limit=None)
+        stop_button.click(events.stop_learning, outputs=learn_status, api_name="stop", concurrency_limit=None)
 
-        identities.change(chosen_identities, inputs=[identities, prompt],
+        identities.change(events.chosen_identities, inputs=[identities, prompt],
                           outputs=[prompt, prompt_hint, attention_box], **private)
         draw_inputs = [prompt, identities, negative, seed, draw_steps, guidance, width, height, count]
-        draw_button.click(draw, inputs=draw_inputs, outputs=[gallery, files], api_name="draw",
+        draw_button.click(events.draw, inputs=draw_inputs, outputs=[gallery, files], api_name="draw",
                           concurrency_id=MODEL_JOBS, concurrency_limit=1)
-        attention_button.click(attention, inputs=[prompt, identities, seed, draw_steps, guidance],
+        attention_button.click(events.attention, inputs=[prompt, identities, seed, draw_steps, guidance],
                                outputs=attention_map, api_name="attention", concurrency_id=MODEL_JOBS,
                                concurrency_limit=1)
 
-        chosen.change(details, inputs=chosen, outputs=shown, api_name="details", concurrency_limit=None)
-        export_button.click(export, inputs=[chosen, export_format], outputs=[exported, export_hint], api_name="export",
-                            concurrency_limit=None)
-        remove_button.click(ask_removal, inputs=chosen, outputs=[confirm_row, confirm_text], **private)
+        chosen.change(events.details, inputs=chosen, outputs=shown, api_name="details", concurrency_limit=None)
+        export_button.click(events.export, inputs=[chosen, export_format], outputs=[exported, export_hint],
+                            api_name="export", concurrency_limit=None)
+        remove_button.click(events.ask_removal, inputs=chosen, outputs=[confirm_row, confirm_text], **private)
         keep_button.click(lambda: gr.update(visible=False), outputs=confirm_row, **private)
-        confirm_button.click(remove, inputs=chosen, outputs=[confirm_row, library_status], api_name="remove",
+        confirm_button.click(events.remove, inputs=chosen, outputs=[confirm_row, library_status], api_name="remove",
                              concurrency_id=MODEL_JOBS, concurrency_limit=1).then(**refresh)
-        import_button.click(import_file, inputs=[import_file_input, import_name], outputs=library_status,
+        import_button.click(events.import_file, inputs=[import_file_input, import_name], outputs=library_status,
                             api_name="import", concurrency_id=MODEL_JOBS, concurrency_limit=1).then(**refresh)
     return page
 
