@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         clip=args.clip, clip_threshold=args.clip_threshold, out=args.out or DEFAULT_OUT, device=args.device,
         dtype=args.dtype, **({"face_encoder": args.face_encoder} if args.face_encoder else {}))
     result = evaluate(evaluation)
-    print(f"{result.new_images} images drawn, {len(result.rows)} scored.")
+    print(f"{result.new_images} image{'s' if result.new_images != 1 else ''} drawn, {len(result.rows)} scored.")
     print(Path(evaluation.out, "report.md").read_text(encoding="utf-8"), end="")
     print(f"Report: {Path(evaluation.out, 'report.html')} (and report.md, report.json)")
     return 0
