@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from anybody.errors import require_finite
     from anybody.interfaces.web import server
 
+    server.require_gradio()
     host = server.choose_host(args.host, args.share_on_network)
     server.require_free_port(host, args.port)
     require_finite(args.max_upload_mb, "upload limit", "--max-upload-mb", server.MAX_UPLOAD_MB, positive=True)

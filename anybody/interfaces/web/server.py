@@ -57,6 +57,15 @@ def choose_host(host: str | None, share_on_network: bool) -> str:
     return host
 
 
+def require_gradio() -> None:
+    """Gradio is an extra (`anybody[web]`): say how to get it instead of failing on the import."""
+    import importlib.util
+
+    if importlib.util.find_spec("gradio") is None:
+        raise UsageError("The web app needs Gradio, which is not installed",
+                         'Install it with: pip install "anybody[web]" (or pip install gradio)')
+
+
 def require_free_port(host: str, port: int) -> None:
     """Refuse a port out of range or in use, before any model is loaded."""
     if not 1 <= port <= 65535:

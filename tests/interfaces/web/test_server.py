@@ -150,3 +150,14 @@ def test_starting_the_cli_imports_neither_gradio_nor_the_hub():
             "print(sorted(name for name in ('gradio', 'huggingface_hub') if name in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_without_gradio_the_command_says_how_to_install_it(monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "gradio" else real(name, *rest))
+    assert main(["ui"]) == 2
+    assert capsys.readouterr().err == ('error: The web app needs Gradio, which is not installed. Install it with: '
+                                       'pip install "anybody[web]" (or pip install gradio).\n')
