@@ -4,7 +4,7 @@ For each of the two name positions (first name, surname) the builder gathers the
 (before position embeddings and the transformer) of every usable celebrity name, subtracts the mean and
 keeps the first k right singular vectors. A new identity's token p is then `mean_p + sum_i c_pi B_pi`.
 
-Three things differ from the reference code, on purpose (METHOD.md §1):
+Three things differ from the reference code, on purpose (docs/method.md §1):
 - Positions are aligned to words: the first name's token and the surname's token, used only where that
   word is a single token; the reference's "first two token positions" is `alignment="positions"`.
 - Repeated tokens (every "john") are counted once, so the PCA is not weighted by name frequency; the

@@ -1,6 +1,6 @@
 """`anybody basis filter`: keep the celebrity names the model itself knows as one consistent face.
 
-Celeb Basis's names were filtered by hand "by how well Stable Diffusion draws each name" (METHOD.md §1);
+Celeb Basis's names were filtered by hand "by how well Stable Diffusion draws each name" (docs/method.md §1);
 the list and the filter were never released. This is the filter, automated: for each name, draw a few
 images of "a photo of NAME"; keep the name when faces are found in most of them and the faces agree with
 each other (their mean pairwise descriptor distance under the recognizer's same-person threshold). A name

@@ -1,6 +1,6 @@
 """The evaluation's metrics, each a small function on plain numbers (numpy only, no model).
 
-The definitions follow the papers' tables (METHOD.md §2 and §4):
+The definitions follow the papers' tables (docs/method.md §2 and §6):
 
 - ID similarity: cosine between the reference photo's face descriptor and a generated face's; an image in
   which no face was found scores 0 (and counts against the detection rate, reported beside it).

@@ -1,6 +1,6 @@
 """The two scorers the evaluation runs on every generated image: a face recognizer and a CLIP model.
 
-The face scorer is chosen apart from the face encoder a method learned with (METHOD.md §4: score identity
+The face scorer is chosen apart from the face encoder a method learned with (docs/method.md §6: score identity
 with a recognizer the method did not train with); on this project's machines only dlib installs, so the
 report warns when both are the same network. CLIP-T needs real CLIP weights (a Hub id or a local folder);
 without them the column stays empty and the report says why: a number is never invented.

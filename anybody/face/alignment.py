@@ -1,6 +1,6 @@
 """The aligned face: the photo turned and scaled so the face sits exactly where the template says.
 
-This is the diffusion target of learning (METHOD.md §1: the reference aligns to the FFHQ 5-point
+This is the diffusion target of learning (docs/method.md §1; the reference aligns to the FFHQ 5-point
 template at 512 px). Every identity is then learned from the same framing: the whole face with some
 hair and the chin, eyes level at 47 % of the height, as in FFHQ, on which face models are trained.
 

@@ -1,6 +1,6 @@
 """Face recognizers: frozen feature extractors that turn a face into the vector the mapper learns from.
 
-Celeb Basis feeds face-recognition features to its small MLP (METHOD.md §1). The network is never
+Celeb Basis feeds face-recognition features to its small MLP (docs/method.md §1). The network is never
 trained here and no gradient flows through it, so an encoder is just: its own crop of the face from the
 photo (each network was trained on one exact alignment, and features degrade off it), and a batched
 `encode` returning raw float32 features.

@@ -3,7 +3,7 @@ default, and which word to type in the prompt. No model library is imported here
 build its `--format` choices at start-up; the writers are in `writers.py`, the readers in `readers.py`.
 
 An identity's token embeddings are exactly a textual-inversion embedding, so they travel as one. The
-structures are the ones each tool reads (METHOD.md §3):
+structures are the ones each tool reads (docs/method.md §5):
 
 - diffusers: one-key safetensors {token: (n, width)}; `pipe.load_textual_inversion(path)` registers
   `token`, `token_1`, ... and expands `token` in prompts. SDXL needs one such file per text encoder.

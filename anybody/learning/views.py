@@ -3,7 +3,7 @@
 Each view applies the same random flip and colour jitter (brightness, contrast, saturation 0.8–1.2,
 hue ±0.01) to the aligned face and to the recognizer's crop. The recognizer sees its crop as is; the
 diffusion target is the face shrunk to 10–100 % of the canvas height (aspect 0.9–1.1) and pasted at a
-random place on a black canvas (METHOD.md §1). Face features and VAE latents of every view are computed
+random place on a black canvas (docs/method.md §1). Face features and VAE latents of every view are computed
 here once, so a training step does no image work at all.
 """
 
