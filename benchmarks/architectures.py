@@ -1,9 +1,10 @@
 """Full-size Stable Diffusion architectures with random weights, for honest timings and memory.
 
-The sizes are those of the published model configurations (SD 1.5: 859.5 M UNet parameters, CLIP ViT-L/14 text encoder 123 M;
-SD 2.x: OpenCLIP ViT-H text encoder, 1024 wide, 23 layers, linear projections, v-prediction; SDXL: CLIP-L
-plus OpenCLIP bigG (1280, pooled projection), the 2.6 B UNet with 1, 2 and 10 transformer layers per
-level). No weights can be downloaded here; random ones cost the same time and memory per step.
+The sizes are those of the published model configurations (SD 1.5: 859.5 M UNet parameters, CLIP
+ViT-L/14 text encoder 123 M; SD 2.x: OpenCLIP ViT-H text encoder, 1024 wide, 23 layers, linear
+projections, v-prediction; SDXL: CLIP-L plus OpenCLIP bigG (1280, pooled projection), the 2.6 B UNet with
+1, 2 and 10 transformer layers per level). No weights can be downloaded here; random ones cost the same
+time and memory per step.
 """
 
 from __future__ import annotations
