@@ -185,3 +185,14 @@ def test_a_sefi_identity_offers_the_attention_view(page: Page, app_url: str, stu
     page.locator("#attention-box button", has_text="Show the attention view").click()
     expect(page.locator("#attention-map img")).to_be_visible(timeout=WAIT)
     shot(page, "attention")
+
+
+def test_with_several_faces_another_one_can_be_picked(page: Page, app_url: str, photos: Path, shot):
+    page.goto(app_url)
+    page.locator("#photo input[type=file]").set_input_files(str(photos / "two-faces.jpg"))
+    expect(page.locator("#faces-note")).to_contain_text("The photo has 2 faces; face 0 will be learned", timeout=WAIT)
+    first = page.locator("#aligned img").get_attribute("src")
+    pick(page, "face", "1:")
+    expect(page.locator("#faces-note")).to_contain_text("face 1 will be learned", timeout=WAIT)
+    expect(page.locator("#aligned img")).not_to_have_attribute("src", first)
+    shot(page, "face-1-picked")
