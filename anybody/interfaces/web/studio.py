@@ -203,8 +203,8 @@ class Studio:
         contact sheet. Returns the `GenerationResult` (its `paths` are the PNG files)."""
         from anybody.generation import generate
 
-        folder = self._new_folder()
         with self._model_lock:
+            folder = self._new_folder()
             try:
                 return generate(prompt, list(names), self._plain_pipe(), num_images_per_prompt=count,
                                 num_inference_steps=steps, guidance_scale=guidance, seed=seed,
@@ -217,8 +217,8 @@ class Studio:
         """One picture and, for every word, where its cross-attention went (`anybody attention`)."""
         from anybody.generation import attention_map
 
-        folder = self._new_folder()
         with self._model_lock:
+            folder = self._new_folder()
             try:
                 folder.mkdir(parents=True)
                 return attention_map(prompt, list(names), self._plain_pipe(), out=folder / "attention.png", seed=seed,
@@ -227,7 +227,8 @@ class Studio:
                 self._after_drawing(folder)
 
     def _new_folder(self) -> Path:
-        """A folder under `out` no other drawing uses: the date and time, and a counter."""
+        """A folder under `out` no other drawing uses: the date and time, the process and a counter (called
+        under the model lock)."""
         self._drawings += 1
         return self.out / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{self._drawings:03d}"
 
