@@ -54,6 +54,8 @@ def learn(page: Page, name: str, steps: int) -> None:
 
 
 def test_learn_draw_export_import_remove(page: Page, app_url: str, studio, photos: Path, shot, tmp_path: Path):
+    requested: list[str] = []  # every request the browser makes: fonts, scripts and API calls alike
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(app_url)
     expect(page.locator("#model-banner")).to_contain_text("random weights")
     shot(page, "start")
@@ -133,6 +135,8 @@ def test_learn_draw_export_import_remove(page: Page, app_url: str, studio, photo
     expect(page.locator("#library tr", has_text="ada_copy")).to_have_count(0)
     assert "ada_copy.safetensors" not in library_files(studio) and "ada.safetensors" in library_files(studio)
     shot(page, "removed")
+    outside = [url for url in requested if not url.startswith((app_url, "data:", "blob:"))]
+    assert requested and not outside, f"the page asked for something outside the app: {outside}"
 
 
 def test_stop_keeps_the_checkpoint_a_second_tab_waits_and_learning_resumes(page: Page, app_url: str, studio,
