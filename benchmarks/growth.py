@@ -5,7 +5,8 @@ Each configuration runs `anybody.learn` (Celeb Basis) in its own process, so its
 (the process's peak resident set on the CPU, what torch allocated on a GPU); "model" is the resident
 memory once the model is loaded, before learning, so peak − model is what learning itself adds. Every
 axis varies one thing from the same base (batch 2, the smallest resolution, one identity); ratios are
-within one run of this script.
+within one run of this script. The JSON is written after each configuration, and a rerun with the same
+settings measures only what is missing.
 
     python benchmarks/growth.py --model sd15                       # full-size SD 1.5, random weights
     python benchmarks/growth.py --model tiny --resolutions 64 96 128 --steps 5
@@ -100,8 +101,17 @@ def main() -> None:
         for value in values:
             setting = {**base, key: value}
             wanted.setdefault((setting["resolution"], setting["batch"], setting["identities"]), set()).add(key)
-    runs = []
+    title = (f"{args.model} on {args.device} ({args.dtype or 'default dtype'}), {args.steps} timed steps after "
+             f"{args.warmup} warm-up")
+    results = {"title": title, "base": base, "runs": []}
+    saved = args.out.with_suffix(".json")
+    if saved.is_file() and json.loads(saved.read_text()).get("title") == title:  # a rerun keeps what was measured
+        results["runs"] = json.loads(saved.read_text())["runs"]
+    done = {(run["resolution"], run["batch"], run["identities"]) for run in results["runs"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for (resolution, batch, identities), varies in wanted.items():
+        if (resolution, batch, identities) in done:
+            continue
         command = [sys.executable, __file__, "--model", args.model, "--device", args.device, "--steps",
                    str(args.steps), "--warmup", str(args.warmup), "--child", f"{resolution},{batch},{identities}"]
         if args.dtype:
@@ -109,14 +119,10 @@ def main() -> None:
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         run = {"resolution": resolution, "batch": batch, "identities": identities, "varies": sorted(varies),
                **json.loads(output.strip().splitlines()[-1])}
-        runs.append(run)
+        results["runs"].append(run)
+        saved.write_text(json.dumps(results, indent=2) + "\n")  # after each, so a rerun goes on from here
         print(f"{resolution} px, batch {batch}, {identities} identities: {run['seconds_per_step']:.3f} s/step, "
               f"peak {run['peak_mb']:.0f} MiB (model {run['model_mb']:.0f} MiB)", flush=True)
-    title = (f"{args.model} on {args.device} ({args.dtype or 'default dtype'}), {args.steps} timed steps after "
-             f"{args.warmup} warm-up")
-    results = {"title": title, "base": base, "runs": runs}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out.with_suffix(".png"))
     print(f"Wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
 
