@@ -31,6 +31,7 @@ def learn_from_teacher(photo, pipe, config, library, teacher, callback=None):
         run.text.remove()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("attention_loss", [0.0, 0.003], ids=["plain", "with-attention-loss"])
 def test_learning_recovers_a_planted_identity(tiny_pipe, sample_photo, tmp_path, attention_loss):
     basis = build_basis(tiny_pipe.tokenizer, tiny_pipe.text_encoder.get_input_embeddings().weight)
@@ -63,6 +64,7 @@ def test_learning_recovers_a_planted_identity(tiny_pipe, sample_photo, tmp_path,
     assert last < first / 10 and last < 1e-3
 
 
+@pytest.mark.slow
 def test_sefi_recovers_planted_per_stage_key_and_value_tokens(tiny_pipe, sample_photo, tmp_path):
     """The same check for SeFi-IDE: five stages of planted (key, value) tokens around "person".
 
