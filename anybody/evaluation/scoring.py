@@ -69,7 +69,8 @@ class ClipScorer:
 
         self.source = source
         self.device = torch.device(device)
-        self.model = CLIPModel.from_pretrained(source).to(self.device).eval()
+        # low_cpu_mem_usage: transformers 4.x loads through accelerate only when asked (5.x always does)
+        self.model = CLIPModel.from_pretrained(source, low_cpu_mem_usage=True).to(self.device).eval()
         self.processor = CLIPProcessor.from_pretrained(source)
 
     @torch.no_grad()
