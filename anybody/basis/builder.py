@@ -36,7 +36,7 @@ from anybody.storage import write_safetensors
 
 log = logging.getLogger("anybody")
 
-BUILD_VERSION = 1  # bump when the recipe changes: it is part of every basis hash
+BUILD_VERSION = 2  # bump when the recipe changes: it is part of every basis hash (2: the rows used, not the table)
 POSITIONS = ("first name", "surname")
 
 
@@ -44,7 +44,7 @@ POSITIONS = ("first name", "surname")
 class CelebBasis:
     """Per position p: `mean[p]` (dim,) and `components[p]` (k, dim), orthonormal rows.
 
-    `key` is the hash of the recipe (build version, options, names, chosen tokens, table shape): it is what
+    `key` is the hash of the recipe (build version, options, names, chosen tokens, width): it is what
     identity files record, and it does not depend on the dtype the model was loaded in.
     """
 
@@ -100,9 +100,12 @@ def build_basis(
     names = names if names is not None else load_names(options.names_file)
     table = token_table.detach().to("cpu", torch.float32)
     token_ids, statistics = _choose_tokens(tokenizer, names, options)
-    key = _recipe_hash(names, options, token_ids, tuple(table.shape))
+    # Only the chosen rows count: tokens added to the table later (an identity's own) change neither the
+    # key nor the cache entry, so a pipeline that has learned someone builds the same basis again.
+    key = _recipe_hash(names, options, token_ids, table.shape[1])
+    used = sorted({token for ids in token_ids for token in ids})
     cache_folder = cache_folder or settings.bases_folder()
-    cache_path = cache_folder / f"{key[:16]}-{_table_hash(table)[:16]}.safetensors"
+    cache_path = cache_folder / f"{key[:16]}-{_table_hash(table[used])[:16]}.safetensors"
     if cache_path.is_file():
         cached = _read_cache(cache_path, key)
         if cached is not None:
@@ -215,11 +218,11 @@ def _principal_components(rows: torch.Tensor, max_components: int) -> tuple[torc
     return mean.to(torch.float32), components.to(torch.float32), statistics
 
 
-def _recipe_hash(names: list[str], options: BasisOptions, token_ids: list[list[int]], shape: tuple) -> str:
+def _recipe_hash(names: list[str], options: BasisOptions, token_ids: list[list[int]], width: int) -> str:
     """The names themselves are hashed, not the file they came from (so bases made before `names_file`
     existed keep their hash, and one list gives one basis wherever its file lies)."""
     how = {key: value for key, value in asdict(options).items() if key != "names_file"}
-    recipe = {"version": BUILD_VERSION, "options": how, "names": names, "tokens": token_ids, "shape": list(shape)}
+    recipe = {"version": BUILD_VERSION, "options": how, "names": names, "tokens": token_ids, "width": width}
     return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
 
 

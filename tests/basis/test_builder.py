@@ -80,3 +80,17 @@ def test_word_alignment_drops_names_whose_parts_split_and_says_why(tmp_path):
     reference = build_basis(clip_tokenizer(), _table(), names, BasisOptions(alignment="positions", dedupe=False),
                             cache_folder=tmp_path)
     assert reference.statistics["positions"][1]["names_used"] == 5  # "adam" + first piece of "sandler"
+
+
+def test_tokens_added_to_the_table_leave_the_basis_and_its_key_unchanged(tmp_path):
+    """A pipeline that has learned someone holds their tokens in its table: learning or resuming on it again
+    must find the same basis (the key is in every identity file and checkpoint)."""
+    tokenizer, table = clip_tokenizer(), _table()
+    before = build_basis(tokenizer, table, cache_folder=tmp_path)
+    tokenizer.add_tokens(["<alice>", "<alice>_1"])
+    grown = torch.cat([table, torch.randn(2, table.shape[1])])
+    after = build_basis(tokenizer, grown, cache_folder=tmp_path)
+    assert after.key == before.key and after.cache_path == before.cache_path
+    assert torch.equal(after.components, before.components)
+    other = build_basis(clip_tokenizer(), _table(seed=1), cache_folder=tmp_path)  # other rows: another cache entry
+    assert other.cache_path != before.cache_path

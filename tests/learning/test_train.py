@@ -70,6 +70,23 @@ def test_a_finished_run_leaves_no_checkpoint_unless_asked(tiny_pipe, sample_phot
     assert (library / ".checkpoints" / "ada.safetensors").is_file()
 
 
+def test_a_pipeline_that_learned_someone_learns_and_resumes_again(tiny_pipe, sample_photo, library):
+    """learn() leaves the person's tokens in the pipeline it was given; a later run on the same pipeline finds
+    the same basis, so its checkpoint resumes (the web app keeps one pipeline for every job)."""
+    learn(sample_photo, "ada", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+
+    def stop_at_two(step: int, loss: float) -> None:
+        if step == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted):
+        learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False,
+              callback=stop_at_two)
+    resumed = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False,
+                    resume=True)[0]
+    assert resumed.metadata["basis.text_encoder"] == Identity.load("ada", library).metadata["basis.text_encoder"]
+
+
 def test_an_interrupted_run_is_not_overwritten_by_a_fresh_start(tiny_pipe, sample_photo, library):
     """Starting again without --resume would erase the interrupted run's checkpoint: refused, unless --restart."""
     def stop_at_two(step: int, loss: float) -> None:
