@@ -97,7 +97,7 @@ CASES: dict[str, list[str]] = {
         "learn", "me.jpg", "./me.jpg", "--name", "ann", "--same-person", "--library", "lib"],
     "a photo of someone else among them (`learn me.jpg me-mirrored.jpg someone-else.jpg --name ann --same-person`)": [
         "learn", "me.jpg", "me-mirrored.jpg", "someone-else.jpg", "--name", "ann", "--same-person", "--model", "tiny",
-        "--library", "lib", "--steps", "1", "--views", "1", "--replace"],
+        "--library", "learned", "--steps", "1", "--views", "1", "--replace"],  # not lib: other rows list it
     "identities of different families (`mix alice wide --name mixed`)": ["mix", "alice", "wide", "--name", "mixed",
                                                                          "--library", "lib"],
     "a negative weight (`mix alice wide --weights=-0.5,1.5`)": [*MIX, "--weights=-0.5,1.5"],
