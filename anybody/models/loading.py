@@ -24,7 +24,7 @@ from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusio
 from diffusers.utils import logging as diffusers_logging
 from huggingface_hub.utils import are_progress_bars_disabled
 
-from anybody.errors import ModelError, UsageError
+from anybody.errors import ModelError, UsageError, summarize
 from anybody.models.tiny import TINY_NAMES, tiny_model_folder
 
 Family = Literal["sd1", "sd2", "sdxl"]
@@ -135,7 +135,7 @@ def _from_folder(folder: Path, dtype: torch.dtype) -> DiffusionPipeline:
         extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in components else {}
         return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=True, **extra)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ModelError(f"The diffusers folder {folder} could not be loaded ({_first_line(error)})",
+        raise ModelError(f"The diffusers folder {folder} could not be loaded ({summarize(error, limit=200)})",
                          "Check that every component folder is complete, or download the model again") from error
 
 
@@ -158,7 +158,7 @@ def _from_single_file(path: Path, dtype: torch.dtype, config: str | os.PathLike[
                 "Use a .safetensors version of the model, or convert this one only if you trust its source",
             ) from error
         raise ModelError(
-            f"The checkpoint {path} could not be loaded ({_first_line(error)})",
+            f"The checkpoint {path} could not be loaded ({summarize(error, limit=200)})",
             "Check that the file is complete; offline, also pass --config with a local diffusers folder of "
             "the same architecture (from_single_file needs its layout)",
         ) from error
@@ -196,15 +196,10 @@ def _from_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
     except Exception as error:
         raise ModelError(
             f"The model {repo_id!r} is neither a local path nor available from the Hugging Face Hub here "
-            f"({_first_line(error)})",
+            f"({summarize(error, limit=200)})",
             f"Download it where you are online (huggingface-cli download {repo_id}) and run again, or pass "
             "a local diffusers folder or .safetensors file, or --model tiny",
         ) from error
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return (text[0] if text else type(error).__name__)[:200]
 
 
 def text_encoders(pipe: DiffusionPipeline) -> list[tuple[str, object, torch.nn.Module]]:
