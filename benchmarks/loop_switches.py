@@ -38,6 +38,8 @@ SWITCHES = {  # name: (LearnConfig overrides, optimizer kernel or None for the l
 def main() -> None:
     parser = step_parser(__doc__)
     parser.add_argument("--only", nargs="*", choices=tuple(SWITCHES), help="run only these configurations")
+    parser.add_argument("--reverse", action="store_true", help="the configurations in reverse order, the floor "
+                        "last (run once each way and average, where the machine's load drifts)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
 
@@ -46,19 +48,21 @@ def main() -> None:
     from anybody.methods.learner import Learner
 
     pipe = load(args.model)
-    results = {"floor": floor_on(pipe, args.resolution, args.steps, args.warmup, args.batch)}
-    print(f"floor: {results['floor']:.4f} s/step", flush=True)
+    results = {}
     own_kernel = Learner.optimizer_kernel
-    for name, (overrides, kernel) in SWITCHES.items():
-        if args.only and name not in args.only:
+    order = ["floor", *(name for name in SWITCHES if not args.only or name in args.only)]
+    for name in reversed(order) if args.reverse else order:
+        if name == "floor":
+            results["floor"] = floor_on(pipe, args.resolution, args.steps, args.warmup, args.batch)
+            print(f"floor: {results['floor']:.4f} s/step", flush=True)
             continue
+        overrides, kernel = SWITCHES[name]
         Learner.optimizer_kernel = (lambda self, kernel=kernel: kernel) if kernel else own_kernel
         started = time.perf_counter()
         results[name] = learn_timed(pipe, args.resolution, args.steps, args.warmup, args.batch, **overrides)
         Learner.optimizer_kernel = own_kernel
         pipe.unet.to(memory_format=torch.contiguous_format)  # channels-last is not carried into the next one
-        print(f"{name}: {results[name]:.4f} s/step, {results[name] / results['floor']:.3f} x floor "
-              f"({time.perf_counter() - started:.0f} s in all)", flush=True)
+        print(f"{name}: {results[name]:.4f} s/step ({time.perf_counter() - started:.0f} s in all)", flush=True)
     print(f"model {args.model}, {args.resolution} px, batch {args.batch}, {args.steps} timed steps after "
           f"{args.warmup} warm-up, CPU, torch {torch.__version__}")
     for name, seconds in results.items():
