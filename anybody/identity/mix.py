@@ -27,14 +27,18 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict
-
-import torch
+from typing import TYPE_CHECKING
 
 from anybody import __version__
-from anybody.basis import BasisOptions, CelebBasis, build_basis, cached_bases
+from anybody.basis import BasisOptions
 from anybody.errors import IdentityError, UsageError, require_finite
-from anybody.identity.file import Identity
 from anybody.identity.names import require_free, validate_name
+
+if TYPE_CHECKING:
+    import torch
+
+    from anybody.basis import CelebBasis
+    from anybody.identity.file import Identity
 
 log = logging.getLogger("anybody")
 METHOD_FACTS = ("method", "base_model", "family", "width", "tokens", "stages")
@@ -53,9 +57,11 @@ def mix(weights: Mapping[str, float], name: str, *, library: str | os.PathLike[s
     the identities were learned on). An identity of that name is kept unless `replace`.
     """
     name = validate_name(name)
-    normalised = _check_weights(weights)
+    normalised = check_weights(weights)
     if not replace:
         require_free([name], library, learning=False)
+    from anybody.identity.file import Identity  # torch, only once the arguments are known to be good
+
     parents = [Identity.load(parent, library) for parent in normalised]
     shares = list(normalised.values())
     _check_distinct(parents)
@@ -76,7 +82,7 @@ def mix(weights: Mapping[str, float], name: str, *, library: str | os.PathLike[s
     return mixed
 
 
-def _check_weights(weights: Mapping[str, float]) -> dict[str, float]:
+def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
     """The weights normalised to sum 1; negative, non-finite or all-zero weights are refused."""
     if len(weights) < 2:
         raise UsageError(f"Mixing needs at least two identities (got {len(weights)})",
@@ -136,18 +142,20 @@ def _shapes(shapes: dict[str, tuple[int, ...]]) -> str:
 
 def _mix_coefficients(parents: list[Identity], shares: list[float], model: object) -> Identity:
     """The weighted mean in the celeb basis, each token rescaled to the parents' mean norm (module docstring)."""
+    from anybody.identity.file import Identity
+
     mixed = Identity(name=parents[0].name, encoder_embeddings={})
     for encoder in parents[0].encoder_coefficients:
         basis = _basis_of(parents, encoder, model)
         coefficients = [parent.encoder_coefficients[encoder].float() for parent in parents]
         mean = _weighted(coefficients, shares)
         norms = _weighted([c.norm(dim=-1, keepdim=True) for c in coefficients], shares)
-        if not torch.all(mean.norm(dim=-1) > 1e-6 * norms.squeeze(-1)):
+        if not bool((mean.norm(dim=-1) > 1e-6 * norms.squeeze(-1)).all()):
             names = " and ".join(parent.name for parent in parents)
             raise UsageError(f"{names} cancel out at these weights (a token's mixed coefficients are 0)",
                              "Choose other weights")
         scale = norms / mean.norm(dim=-1, keepdim=True)
-        offset = torch.einsum("pk,pkd->pd", mean * (scale - 1), basis.components.float())
+        offset = ((mean * (scale - 1)).unsqueeze(-2) @ basis.components.float()).squeeze(-2)  # per token: c·B
         embeddings = _weighted([parent.encoder_embeddings[encoder].float() for parent in parents], shares) + offset
         mixed.encoder_coefficients[encoder] = mean * scale
         mixed.encoder_embeddings[encoder] = embeddings
@@ -159,6 +167,8 @@ def _mix_rows(parents: list[Identity], shares: list[float]) -> Identity:
     log.warning("%s have no basis coefficients (%s): their token rows are averaged, which is not sure to give "
                 "one consistent person in between (Celeb Basis identities mix in their basis)",
                 " and ".join(parent.name for parent in parents), parents[0].method)
+    from anybody.identity.file import Identity
+
     first = parents[0]
     mixed = Identity(name=first.name, encoder_embeddings={})
     for encoder in first.encoder_embeddings:
@@ -179,6 +189,8 @@ def _weighted(tensors: list[torch.Tensor], shares: list[float]) -> torch.Tensor:
 
 def _basis_of(parents: list[Identity], encoder: str, model: object) -> CelebBasis:
     """The celeb basis the parents' `encoder` coefficients live in: from the cache, else from the model."""
+    from anybody.basis import build_basis, cached_bases
+
     key = str(parents[0].metadata.get(f"basis.{encoder}", ""))
     for basis in cached_bases(key) if key else []:
         if _reproduces(basis, parents, encoder):

@@ -52,10 +52,12 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     (["generate", "a photo of alice", "--batch-size", "0"], 2),
     (["attention", "a photo of alice", "--steps", "0"], 2),
     (["learn", "photo.jpg", "--name", "bob", "--steps", "0"], 2),
+    (["learn", "a.jpg", "b.jpg", "--name", "ann,bob", "--same-person"], 2),
+    (["mix", "alice", "bob", "--weights", "0,0", "--name", "x"], 2),
     (["identities", "--library", "empty"], 0),
     (["identities", "show", "--library", "empty"], 2),
 ], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "learn --steps 0",
-        "identities, empty library",
+        "learn --same-person with two names", "mix with all-zero weights", "identities, empty library",
         "identities show without a name"])
 def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):
     (tmp_path / "empty").mkdir()

@@ -41,7 +41,7 @@ def parse_weights(text: str | None, count: int) -> list[float]:
 
 def run(args: argparse.Namespace) -> int:
     from anybody.errors import UsageError
-    from anybody.identity.mix import mix
+    from anybody.identity.mix import mix  # imports no model library until mixing starts
 
     if len(set(args.identities)) != len(args.identities):
         twice = next(name for index, name in enumerate(args.identities) if name in args.identities[:index])
