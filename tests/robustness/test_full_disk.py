@@ -123,7 +123,9 @@ def test_a_generated_image_on_a_full_disk_keeps_the_previous_image(tmp_path, dis
     capsys.readouterr()
     disk("write", room=1000)
     assert main([*command[:-4], "--steps", "2", "--out", "out"]) == 2  # another picture over the same file
-    assert capsys.readouterr().err == "error: " + DISK_FULL.format(Path("out") / "00-seed42.png") + "\n"
+    err = capsys.readouterr().err  # the drawing's progress bar, then one line
+    assert err.endswith("\nerror: " + DISK_FULL.format(Path("out") / "00-seed42.png") + "\n")
+    assert [line for line in err.splitlines() if line.startswith("error")] == [err.splitlines()[-1]]
     assert image.read_bytes() == previous
     assert _temporary_files(tmp_path / "out") == []
 
