@@ -14,6 +14,14 @@ from anybody.learning import Interrupted, LearnConfig, learn
 FAST = {"steps": 6, "views": 4, "checkpoint_every": 2}
 
 
+def stop_at(stop: int):
+    """A callback that interrupts learning after step `stop`, as Ctrl-C would."""
+    def callback(step: int, loss: float) -> None:
+        if step == stop:
+            raise KeyboardInterrupt
+    return callback
+
+
 def test_learning_writes_a_complete_identity_file(tiny_pipe, sample_photo, library):
     identity = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)[0]
     width = tiny_pipe.text_encoder.config.hidden_size
@@ -50,13 +58,9 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_pipe, sample_photo, 
     whole = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "whole",
                   progress=False)[0]
 
-    def stop_at_three(step: int, loss: float) -> None:
-        if step == 3:
-            raise KeyboardInterrupt
-
     with pytest.raises(Interrupted, match="--resume"):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "cut", progress=False,
-              callback=stop_at_three)
+              callback=stop_at(3))
     assert not (tmp_path / "cut" / "eileen.safetensors").exists()
     resumed = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "cut",
                     resume=True, progress=False)[0]
@@ -75,13 +79,9 @@ def test_a_pipeline_that_learned_someone_learns_and_resumes_again(tiny_pipe, sam
     the same basis, so its checkpoint resumes (the web app keeps one pipeline for every job)."""
     learn(sample_photo, "ada", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
 
-    def stop_at_two(step: int, loss: float) -> None:
-        if step == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(Interrupted):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False,
-              callback=stop_at_two)
+              callback=stop_at(2))
     resumed = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False,
                     resume=True)[0]
     assert resumed.metadata["basis.text_encoder"] == Identity.load("ada", library).metadata["basis.text_encoder"]
@@ -89,13 +89,9 @@ def test_a_pipeline_that_learned_someone_learns_and_resumes_again(tiny_pipe, sam
 
 def test_an_interrupted_run_is_not_overwritten_by_a_fresh_start(tiny_pipe, sample_photo, library):
     """Starting again without --resume would erase the interrupted run's checkpoint: refused, unless --restart."""
-    def stop_at_two(step: int, loss: float) -> None:
-        if step == 2:
-            raise KeyboardInterrupt
-
     with pytest.raises(Interrupted):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False,
-              callback=stop_at_two)
+              callback=stop_at(2))
     checkpoint = library / ".checkpoints" / "eileen.safetensors"
     saved = checkpoint.read_bytes()
     with pytest.raises(UsageError, match=r"An interrupted run of eileen left a checkpoint .* Pass --resume to "
