@@ -5,11 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from anybody.interfaces.cli import main
 
 
+@pytest.mark.slow
 def test_learn_then_generate_through_the_cli(sample_photo, tmp_path, capsys):
     library = tmp_path / "library"
     assert main(["learn", str(sample_photo), "--name", "eileen", "--model", "tiny", "--steps", "4", "--views", "4",
@@ -23,6 +25,7 @@ def test_learn_then_generate_through_the_cli(sample_photo, tmp_path, capsys):
     assert Image.open(out / "00-seed3.png").text["model"] == "tiny"  # generate used the identity's own model
 
 
+@pytest.mark.slow
 def test_demo_makes_an_identity_four_images_and_a_sheet(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "3"]) == 0
     printed = capsys.readouterr().out

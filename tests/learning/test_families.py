@@ -63,6 +63,7 @@ def three_photos(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return paths
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", FAMILIES)
 def test_two_people_learned_jointly_and_a_third_alone_are_drawn_together(model, three_photos, tmp_path,
                                                                          tiny_pipeline):
@@ -109,6 +110,7 @@ def test_an_identity_from_another_family_is_refused_naming_both(three_photos, tm
         apply(sd1, person)
 
 
+@pytest.mark.slow
 def test_the_papers_running_average_keeps_each_persons_coefficients_per_encoder(three_photos, tmp_path, tiny_pipeline):
     """`coefficient_average="ema"`: per person and text encoder, c ← 0.99·c + 0.01·(the MLP's output)."""
     from anybody.basis import CelebBasis, build_basis

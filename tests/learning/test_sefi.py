@@ -39,6 +39,7 @@ def test_sefi_learns_per_stage_key_and_value_tokens(sefi_identity, tiny_pipe, li
     assert loaded.module and loaded.metadata["training"]["attention_loss"] == 0.003
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["tiny", "tiny-sdxl"])
 def test_generation_feeds_the_unet_each_stages_tokens_as_learning_did(model, sample_photo, library):
     config = LearnConfig.for_method("sefi", steps=2, views=2, checkpoint_every=2)
@@ -89,6 +90,7 @@ def test_a_sefi_identity_cannot_become_a_textual_inversion_file(sefi_identity, t
         export_identity(sefi_identity, "diffusers", tmp_path / "x.safetensors")
 
 
+@pytest.mark.slow
 def test_learn_and_attention_through_the_cli(sample_photo, tmp_path, capsys):
     library = tmp_path / "library"
     assert main(["learn", str(sample_photo), "--name", "eileen", "--method", "sefi", "--model", "tiny",

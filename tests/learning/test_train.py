@@ -37,6 +37,7 @@ def test_learning_writes_a_complete_identity_file(tiny_pipe, sample_photo, libra
     assert torch.isfinite(torch.tensor(float(metadata["final_loss"])))
 
 
+@pytest.mark.slow
 def test_a_taken_name_is_refused_unless_replaced(tiny_pipe, sample_photo, library):
     learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
     with pytest.raises(IdentityError, match="already has an identity called eileen"):
@@ -44,6 +45,7 @@ def test_a_taken_name_is_refused_unless_replaced(tiny_pipe, sample_photo, librar
     learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, seed=3), library=library, replace=True, progress=False)
 
 
+@pytest.mark.slow
 def test_the_same_seed_learns_the_same_identity(tiny_pipe, sample_photo, tmp_path):
     runs = [
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST, seed=seed), library=tmp_path / str(index),
@@ -54,6 +56,7 @@ def test_the_same_seed_learns_the_same_identity(tiny_pipe, sample_photo, tmp_pat
     assert not torch.allclose(runs[0].embeddings, runs[2].embeddings)
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_result(tiny_pipe, sample_photo, tmp_path):
     whole = learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=tmp_path / "whole",
                   progress=False)[0]
@@ -67,6 +70,7 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_pipe, sample_photo, 
     assert torch.allclose(resumed.embeddings, whole.embeddings, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_a_finished_run_leaves_no_checkpoint_unless_asked(tiny_pipe, sample_photo, library):
     learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
     assert not (library / ".checkpoints" / "eileen.safetensors").exists()
@@ -74,6 +78,7 @@ def test_a_finished_run_leaves_no_checkpoint_unless_asked(tiny_pipe, sample_phot
     assert (library / ".checkpoints" / "ada.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_a_pipeline_that_learned_someone_learns_and_resumes_again(tiny_pipe, sample_photo, library):
     """learn() leaves the person's tokens in the pipeline it was given; a later run on the same pipeline finds
     the same basis, so its checkpoint resumes (the web app keeps one pipeline for every job)."""
@@ -87,6 +92,7 @@ def test_a_pipeline_that_learned_someone_learns_and_resumes_again(tiny_pipe, sam
     assert resumed.metadata["basis.text_encoder"] == Identity.load("ada", library).metadata["basis.text_encoder"]
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_is_not_overwritten_by_a_fresh_start(tiny_pipe, sample_photo, library):
     """Starting again without --resume would erase the interrupted run's checkpoint: refused, unless --restart."""
     with pytest.raises(Interrupted):
@@ -104,6 +110,7 @@ def test_an_interrupted_run_is_not_overwritten_by_a_fresh_start(tiny_pipe, sampl
     assert (library / "eileen.safetensors").is_file() and not checkpoint.exists()
 
 
+@pytest.mark.slow
 def test_resuming_needs_a_checkpoint_with_the_same_settings(tiny_pipe, sample_photo, library):
     with pytest.raises(UsageError, match="no checkpoint"):
         learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, resume=True, progress=False)
@@ -114,6 +121,7 @@ def test_resuming_needs_a_checkpoint_with_the_same_settings(tiny_pipe, sample_ph
               resume=True, progress=False)
 
 
+@pytest.mark.slow
 def test_divergence_stops_with_advice_and_keeps_the_last_good_checkpoint(tiny_pipe, sample_photo, library):
     """lr 1e30 is finite, but AdamW's steps soon send the weights past float32's range."""
     from safetensors import safe_open

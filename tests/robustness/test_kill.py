@@ -219,6 +219,7 @@ def test_sigkill_at_any_moment_leaves_only_complete_loadable_files(server, tmp_p
     assert resumed >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_saves_says_how_to_resume_and_resume_finishes_the_run(server, tmp_path, signal_number):
     """Ctrl-C (or a polite SIGTERM, as from a job scheduler) mid-run: exit 130, one line saying how to go on,
