@@ -53,7 +53,8 @@ def shown_to_user(method: Callable) -> Callable:
             return error
         # An upload lives at WORK/<random folder>/notes.jpg: say notes.jpg, as the user named it.
         message = re.sub(re.escape(str(self.studio.work)) + r"[\\/](?:[^\\/\s]+[\\/])*", "", str(problem))
-        return gr.Error(html.escape(message, quote=False), title="error", print_exception=False)
+        return gr.Error(html.escape(message, quote=False), title="error", print_exception=False,
+                        duration=None)  # stays until closed: a user reads it at their own pace
 
     if inspect.isgeneratorfunction(method):
         @functools.wraps(method)
