@@ -4,10 +4,16 @@ pipelines loaded once per session and put back as they were after every test tha
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
+from anybody.interfaces.cli import CPU_THREADS
+
+for _variable, _value in CPU_THREADS.items():  # as the CLI does, before any test imports torch
+    os.environ.setdefault(_variable, _value)
 
 SAMPLE_PHOTO = Path(__file__).resolve().parent.parent / "anybody" / "data" / "sample_face.jpg"
 
