@@ -28,6 +28,7 @@ from anybody.evaluation.prompts import Prompt, load_prompts
 from anybody.evaluation.scoring import ClipScorer, FaceScorer, load_clip
 from anybody.evaluation.settings import EvaluationSettings
 from anybody.face import load_photo
+from anybody.face.photo import photo_files
 from anybody.identity import Identity
 from anybody.identity.names import identity_path, validate_name
 from anybody.learning.config import LearnConfig
@@ -35,7 +36,6 @@ from anybody.storage import make_folder, write_json
 
 log = logging.getLogger("anybody")
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".avif")
 
 
 @dataclass
@@ -87,7 +87,7 @@ def find_people(folder: str | os.PathLike[str]) -> list[Person]:
     if not root.is_dir():
         raise UsageError(f"{root} is not a folder", "Give a folder holding one photo per person, named after "
                          "the person (alice.jpg, bob.png)")
-    photos = sorted(path for path in root.iterdir() if path.suffix.lower() in PHOTO_SUFFIXES and path.is_file())
+    photos = photo_files(root)
     if not photos:
         raise UsageError(f"The folder {root} holds no photo", "Put one photo per person there (alice.jpg, bob.png)")
     people, seen = [], {}

@@ -40,6 +40,15 @@ cameras; a face never needs more. Checked from the file header before decoding, 
 claims enormous dimensions (an "image bomb") is refused without allocating memory.
 """
 
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".heic", ".avif")
+"""The file names a folder of photos is read for (learn-batch, evaluate): one photo per person."""
+
+
+def photo_files(folder: Path) -> list[Path]:
+    """The photos directly in `folder`, by name, sorted."""
+    return sorted(path for path in folder.iterdir() if path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES)
+
+
 PHOTO_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP", "DIB", "TIFF", "PPM", "TGA", "JPEG2000", "PSD",
                  "AVIF", "HEIF", "QOI")
 """The Pillow formats a photo may be in (JPEG includes phones' multi-picture MPO; HEIF needs pillow-heif

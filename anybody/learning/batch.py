@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from anybody.errors import AnybodyError, Interrupted, UsageError
+from anybody.face.photo import PHOTO_SUFFIXES, photo_files
 from anybody.identity.names import identity_path, validate_name
 from anybody.learning.config import LearnConfig
 from anybody.learning.names import checkpoint_path
@@ -32,7 +33,6 @@ from anybody.methods import METHODS
 from anybody.storage import make_folder, write_json
 
 log = logging.getLogger("anybody")
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 COLUMNS = ("photo", "name", "method")  # the CSV's columns; method is optional
 
 
@@ -93,7 +93,7 @@ def read_jobs(folder: str | os.PathLike[str], table: str | os.PathLike[str] | No
     if not folder.is_dir():
         raise UsageError(f"{folder} is not a folder", "Give the folder that holds the photos")
     if table is None:
-        photos = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
+        photos = photo_files(folder)
         if not photos:
             raise UsageError(f"The folder {folder} has no photos ({', '.join(PHOTO_SUFFIXES)})",
                              "Put one photo per person in it, named after the person (alice.jpg)")

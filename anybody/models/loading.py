@@ -55,7 +55,8 @@ def pick_dtype(device: torch.device, dtype: str | torch.dtype | None = None) -> 
             raise UsageError(f"Unknown dtype {dtype!r}", f"Use one of: {', '.join(sorted(DTYPES))}")
         return DTYPES[dtype]
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)  # emulated bf16 is slow
+        return torch.bfloat16 if native_bf16 else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32
