@@ -30,6 +30,7 @@ def test_a_rotated_photo_does_not_find_its_name_tag(photo):
     assert len(faces) == 1 and faces[0].size > MIN_FACE_SIZE
 
 
+@pytest.mark.slow
 def test_the_cnn_detector_finds_the_face_too(photo, sample_faces):
     small = photo.resize((256, 256))  # the CNN is slow on CPU: a small photo keeps the test quick
     faces = find_faces(small, detector="cnn")

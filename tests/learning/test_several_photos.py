@@ -74,6 +74,7 @@ def test_three_photos_of_one_face_make_one_identity_from_all_their_views(tiny_pi
     assert torch.allclose(loaded.face_descriptor, loaded.face_descriptors.mean(dim=0), atol=1e-7)
 
 
+@pytest.mark.slow
 def test_a_photo_of_someone_else_is_named_in_a_warning(tiny_pipe, three_photos, library, anybody_log):
     photos = [*three_photos[:2], OTHER_PERSON]
     identity = learn(photos, "eileen", tiny_pipe, LearnConfig(steps=1, views=2), library=library, progress=False,

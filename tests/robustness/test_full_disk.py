@@ -109,6 +109,7 @@ def test_the_cli_says_the_disk_is_full_in_one_line(tmp_path, disk, monkeypatch, 
     assert _temporary_files(tmp_path / "lib") == []
 
 
+@pytest.mark.slow
 def test_a_generated_image_on_a_full_disk_keeps_the_previous_image(tmp_path, disk, monkeypatch, capsys):
     from anybody.models import load_pipeline
 
