@@ -285,8 +285,13 @@ class Events:
         return gr.update(visible=False), f"Removed **{name}**."
 
 
+PRIVATE = {"api_visibility": "private", "concurrency_limit": None}  # page plumbing, not part of the API
+MODEL_JOB = {"concurrency_id": MODEL_JOBS, "concurrency_limit": 1}  # one model job at a time, queued
+
+
 def build_app(studio: Studio) -> gr.Blocks:
-    """The page; launch it with `server.running_app`."""
+    """The page; launch it with `server.running_app`. Each tab builds its parts and wires its own events;
+    the events that change the library are followed by one refresh of every view of it."""
     events = Events(studio)
     with gr.Blocks(title="anybody", analytics_enabled=False) as page:
         gr.Markdown("# anybody\nPut a real person into a text-to-image model from one photo, then draw them.")
@@ -295,131 +300,141 @@ def build_app(studio: Studio) -> gr.Blocks:
             "whole path runs. For real pictures start the app with a real model, e.g. "
             "`anybody ui --model CompVis/stable-diffusion-v1-4` (or set ANYBODY_MODEL).",
             elem_id="model-banner", visible=studio.random_weights)
+        learned = _learn_tab(events)
+        identities = _draw_tab(events, studio)
+        tab, table, chosen, changed = _identities_tab(events)
 
-        with gr.Tab("Learn", id="learn", elem_id="tab-learn"), gr.Row():
-            with gr.Column():
-                photo = gr.File(label="Photo", elem_id="photo", type="filepath")
-                sample = gr.Button("Use the sample photo", elem_id="use-sample", size="sm")
-                face = gr.Dropdown(label="Face to learn", elem_id="face", choices=[], interactive=False,
-                                   allow_custom_value=True)
-                faces_note = gr.Markdown(elem_id="faces-note")
-                name = gr.Textbox(label="Name", elem_id="name", placeholder="alice",
-                                  info="ASCII letters, digits, - and _, starting with a letter")
-                method = gr.Radio(method_choices(), value=DEFAULT_METHOD, label="Method", elem_id="method")
-                steps = gr.Number(learning_steps(DEFAULT_METHOD), label="Steps", precision=0, minimum=1,
-                                  elem_id="steps")
-                if_interrupted = gr.Radio([RESUME, START_OVER], value=RESUME, visible=False,
-                                          label="An interrupted run of this name left a checkpoint",
-                                          elem_id="if-interrupted")
-                with gr.Row():
-                    learn_button = gr.Button("Learn", variant="primary", elem_id="learn")
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
-                learn_progress = gr.HTML(elem_id="learn-progress")
-                learn_status = gr.Markdown(elem_id="learn-status")
-            with gr.Column():
-                annotated = gr.Image(label="Faces found", elem_id="faces", interactive=False, format="png")
-                aligned = gr.Image(label="What is learned: the aligned face (left), the recognizer's crop",
-                                   elem_id="aligned", interactive=False, format="png")
-
-        with gr.Tab("Draw", id="draw", elem_id="tab-draw"), gr.Row():
-            with gr.Column():
-                identities = gr.Dropdown(label="Identities", multiselect=True, elem_id="identities",
-                                         allow_custom_value=True)
-                prompt = gr.Textbox(label="Prompt", elem_id="prompt", placeholder="a photo of alice on a beach")
-                prompt_hint = gr.Markdown(elem_id="prompt-hint")
-                negative = gr.Textbox(label="Negative prompt", elem_id="negative")
-                with gr.Row():
-                    seed = gr.Number(defaults.SEED, label="Seed (image i: seed + i)", precision=0,
-                                     elem_id="seed")
-                    count = gr.Number(defaults.NUM_IMAGES, label="Images", precision=0, minimum=1,
-                                      elem_id="count")
-                with gr.Row():
-                    draw_steps = gr.Number(defaults.STEPS, label="Steps", precision=0, minimum=1,
-                                           elem_id="draw-steps")
-                    guidance = gr.Number(defaults.GUIDANCE, label="Guidance", minimum=0, elem_id="guidance")
-                with gr.Row():
-                    width = gr.Number(0, label=f"Width (px; 0: the model's own, {studio.native_size})",
-                                      precision=0, minimum=0, elem_id="width")
-                    height = gr.Number(0, label=f"Height (px; 0: the model's own, {studio.native_size})",
-                                       precision=0, minimum=0, elem_id="height")
-                draw_button = gr.Button("Draw", variant="primary", elem_id="draw")
-            with gr.Column():
-                gallery = gr.Gallery(label="Pictures", elem_id="gallery", columns=4, format="png",
-                                     type="filepath", interactive=False)
-                files = gr.File(label="PNG files (prompt, seed and model in their text chunks)",
-                                file_count="multiple", elem_id="draw-files", interactive=False)
-                with gr.Accordion("Where each word attends (SeFi-IDE)", visible=False,
-                                  elem_id="attention-box") as attention_box:
-                    attention_button = gr.Button("Show the attention view", elem_id="attention")
-                    attention_map = gr.Image(label="Attention", elem_id="attention-map", interactive=False,
-                                             format="png")
-
-        with gr.Tab("Identities", id="identities", elem_id="tab-identities") as identities_tab:
-            table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=["markdown"] + ["str"] * 6, interactive=False,
-                                 elem_id="library", wrap=True, label="Library")
-            with gr.Row():
-                with gr.Column():
-                    chosen = gr.Dropdown(label="Identity", elem_id="chosen", allow_custom_value=True)
-                    shown = gr.JSON(label="Details", elem_id="details")
-                with gr.Column():
-                    export_format = gr.Dropdown([(f"{key}: {spec.tools}", key) for key, spec in FORMATS.items()],
-                                                value=next(iter(FORMATS)), label="Export format",
-                                                elem_id="export-format")
-                    export_button = gr.Button("Export", elem_id="export")
-                    exported = gr.File(label="Exported file", elem_id="export-file", interactive=False)
-                    export_hint = gr.Markdown(elem_id="export-hint")
-                    remove_button = gr.Button("Remove…", variant="stop", elem_id="remove")
-                    with gr.Row(visible=False, elem_id="confirm-row") as confirm_row:
-                        confirm_text = gr.Markdown(elem_id="confirm-text")
-                        confirm_button = gr.Button("Yes, remove", variant="stop", elem_id="confirm-remove")
-                        keep_button = gr.Button("Keep", elem_id="keep")
-                with gr.Column():
-                    import_file_input = gr.File(label="Embedding to import (.safetensors, .pt, .bin)",
-                                                elem_id="import-file", type="filepath")
-                    import_name = gr.Textbox(label="Name in the library", elem_id="import-name")
-                    import_button = gr.Button("Import", elem_id="import")
-            library_status = gr.Markdown(elem_id="library-status")
-
-        library_outputs = [table, identities, chosen]
-        private = {"api_visibility": "private", "concurrency_limit": None}
-        refresh = {"fn": events.library_views, "inputs": [chosen], "outputs": library_outputs, **private}
-
+        refresh = {"fn": events.library_views, "inputs": [chosen], "outputs": [table, identities, chosen],
+                   **PRIVATE}
         page.load(**refresh)
-        identities_tab.select(**refresh)
-        sample.click(events.use_sample, outputs=photo, **private)
-        photo.change(events.faces, inputs=[photo], outputs=[annotated, aligned, face, faces_note], api_name="faces",
-                     concurrency_id="faces")
-        face.input(events.faces, inputs=[photo, face], outputs=[annotated, aligned, face, faces_note],
-                   api_visibility="private", concurrency_id="faces")
-        method.change(learning_steps, inputs=method, outputs=steps, **private)
-        name.change(events.interrupted_choice, inputs=name, outputs=if_interrupted, trigger_mode="always_last",
-                    **private)
-        (learn_button.click(events.learn, inputs=[photo, face, name, method, steps, if_interrupted],
-                            outputs=[learn_progress, learn_status], api_name="learn", concurrency_id=MODEL_JOBS,
-                            concurrency_limit=1)
-         .then(events.interrupted_choice, inputs=name, outputs=if_interrupted, **private)
-         .then(**refresh))
-        stop_button.click(events.stop_learning, outputs=learn_status, api_name="stop", concurrency_limit=None)
-
-        identities.change(events.chosen_identities, inputs=[identities, prompt],
-                          outputs=[prompt, prompt_hint, attention_box], **private)
-        draw_inputs = [prompt, identities, negative, seed, draw_steps, guidance, width, height, count]
-        draw_button.click(events.draw, inputs=draw_inputs, outputs=[gallery, files], api_name="draw",
-                          concurrency_id=MODEL_JOBS, concurrency_limit=1)
-        attention_button.click(events.attention, inputs=[prompt, identities, seed, draw_steps, guidance],
-                               outputs=attention_map, api_name="attention", concurrency_id=MODEL_JOBS,
-                               concurrency_limit=1)
-
-        chosen.change(events.details, inputs=chosen, outputs=shown, api_name="details", concurrency_limit=None)
-        export_button.click(events.export, inputs=[chosen, export_format], outputs=[exported, export_hint],
-                            api_name="export", concurrency_limit=None)
-        remove_button.click(events.ask_removal, inputs=chosen, outputs=[confirm_row, confirm_text], **private)
-        keep_button.click(lambda: gr.update(visible=False), outputs=confirm_row, **private)
-        confirm_button.click(events.remove, inputs=chosen, outputs=[confirm_row, library_status], api_name="remove",
-                             concurrency_id=MODEL_JOBS, concurrency_limit=1).then(**refresh)
-        import_button.click(events.import_file, inputs=[import_file_input, import_name], outputs=library_status,
-                            api_name="import", concurrency_id=MODEL_JOBS, concurrency_limit=1).then(**refresh)
+        tab.select(**refresh)
+        for dependency in (learned, *changed):
+            dependency.then(**refresh)
     return page
+
+
+def _learn_tab(events: Events) -> Any:
+    """Photo, faces, name, method and steps; Learn and Stop. Returns the event after which learning is done."""
+    with gr.Tab("Learn", id="learn", elem_id="tab-learn"), gr.Row():
+        with gr.Column():
+            photo = gr.File(label="Photo", elem_id="photo", type="filepath")
+            sample = gr.Button("Use the sample photo", elem_id="use-sample", size="sm")
+            face = gr.Dropdown(label="Face to learn", elem_id="face", choices=[], interactive=False,
+                               allow_custom_value=True)
+            faces_note = gr.Markdown(elem_id="faces-note")
+            name = gr.Textbox(label="Name", elem_id="name", placeholder="alice",
+                              info="ASCII letters, digits, - and _, starting with a letter")
+            method = gr.Radio(method_choices(), value=DEFAULT_METHOD, label="Method", elem_id="method")
+            steps = gr.Number(learning_steps(DEFAULT_METHOD), label="Steps", precision=0, minimum=1,
+                              elem_id="steps")
+            if_interrupted = gr.Radio([RESUME, START_OVER], value=RESUME, visible=False,
+                                      label="An interrupted run of this name left a checkpoint",
+                                      elem_id="if-interrupted")
+            with gr.Row():
+                learn_button = gr.Button("Learn", variant="primary", elem_id="learn")
+                stop_button = gr.Button("Stop", variant="stop", elem_id="stop")
+            learn_progress = gr.HTML(elem_id="learn-progress")
+            learn_status = gr.Markdown(elem_id="learn-status")
+        with gr.Column():
+            annotated = gr.Image(label="Faces found", elem_id="faces", interactive=False, format="png")
+            aligned = gr.Image(label="What is learned: the aligned face (left), the recognizer's crop",
+                               elem_id="aligned", interactive=False, format="png")
+
+    sample.click(events.use_sample, outputs=photo, **PRIVATE)
+    photo.change(events.faces, inputs=[photo], outputs=[annotated, aligned, face, faces_note], api_name="faces",
+                 concurrency_id="faces")
+    face.input(events.faces, inputs=[photo, face], outputs=[annotated, aligned, face, faces_note],
+               api_visibility="private", concurrency_id="faces")
+    method.change(learning_steps, inputs=method, outputs=steps, **PRIVATE)
+    name.change(events.interrupted_choice, inputs=name, outputs=if_interrupted, trigger_mode="always_last",
+                **PRIVATE)
+    stop_button.click(events.stop_learning, outputs=learn_status, api_name="stop", concurrency_limit=None)
+    return (learn_button.click(events.learn, inputs=[photo, face, name, method, steps, if_interrupted],
+                               outputs=[learn_progress, learn_status], api_name="learn", **MODEL_JOB)
+            .then(events.interrupted_choice, inputs=name, outputs=if_interrupted, **PRIVATE))
+
+
+def _draw_tab(events: Events, studio: Studio) -> gr.Dropdown:
+    """Identities, prompt and drawing settings; the gallery and the attention view. Returns the chooser of
+    identities (a view of the library)."""
+    with gr.Tab("Draw", id="draw", elem_id="tab-draw"), gr.Row():
+        with gr.Column():
+            identities = gr.Dropdown(label="Identities", multiselect=True, elem_id="identities",
+                                     allow_custom_value=True)
+            prompt = gr.Textbox(label="Prompt", elem_id="prompt", placeholder="a photo of alice on a beach")
+            prompt_hint = gr.Markdown(elem_id="prompt-hint")
+            negative = gr.Textbox(label="Negative prompt", elem_id="negative")
+            with gr.Row():
+                seed = gr.Number(defaults.SEED, label="Seed (image i: seed + i)", precision=0, elem_id="seed")
+                count = gr.Number(defaults.NUM_IMAGES, label="Images", precision=0, minimum=1, elem_id="count")
+            with gr.Row():
+                draw_steps = gr.Number(defaults.STEPS, label="Steps", precision=0, minimum=1, elem_id="draw-steps")
+                guidance = gr.Number(defaults.GUIDANCE, label="Guidance", minimum=0, elem_id="guidance")
+            with gr.Row():
+                width = gr.Number(0, label=f"Width (px; 0: the model's own, {studio.native_size})",
+                                  precision=0, minimum=0, elem_id="width")
+                height = gr.Number(0, label=f"Height (px; 0: the model's own, {studio.native_size})",
+                                   precision=0, minimum=0, elem_id="height")
+            draw_button = gr.Button("Draw", variant="primary", elem_id="draw")
+        with gr.Column():
+            gallery = gr.Gallery(label="Pictures", elem_id="gallery", columns=4, format="png", type="filepath",
+                                 interactive=False)
+            files = gr.File(label="PNG files (prompt, seed and model in their text chunks)", file_count="multiple",
+                            elem_id="draw-files", interactive=False)
+            with gr.Accordion("Where each word attends (SeFi-IDE)", visible=False,
+                              elem_id="attention-box") as attention_box:
+                attention_button = gr.Button("Show the attention view", elem_id="attention")
+                attention_map = gr.Image(label="Attention", elem_id="attention-map", interactive=False,
+                                         format="png")
+
+    identities.change(events.chosen_identities, inputs=[identities, prompt],
+                      outputs=[prompt, prompt_hint, attention_box], **PRIVATE)
+    draw_button.click(events.draw, inputs=[prompt, identities, negative, seed, draw_steps, guidance, width, height,
+                                           count], outputs=[gallery, files], api_name="draw", **MODEL_JOB)
+    attention_button.click(events.attention, inputs=[prompt, identities, seed, draw_steps, guidance],
+                           outputs=attention_map, api_name="attention", **MODEL_JOB)
+    return identities
+
+
+def _identities_tab(events: Events) -> tuple[gr.Tab, gr.Dataframe, gr.Dropdown, list[Any]]:
+    """The library table, details, export, import and remove. Returns the tab, the table, the chosen
+    identity and the events that change the library."""
+    with gr.Tab("Identities", id="identities", elem_id="tab-identities") as tab:
+        table = gr.Dataframe(headers=TABLE_COLUMNS, datatype=["markdown"] + ["str"] * 6, interactive=False,
+                             elem_id="library", wrap=True, label="Library")
+        with gr.Row():
+            with gr.Column():
+                chosen = gr.Dropdown(label="Identity", elem_id="chosen", allow_custom_value=True)
+                shown = gr.JSON(label="Details", elem_id="details")
+            with gr.Column():
+                export_format = gr.Dropdown([(f"{key}: {spec.tools}", key) for key, spec in FORMATS.items()],
+                                            value=next(iter(FORMATS)), label="Export format",
+                                            elem_id="export-format")
+                export_button = gr.Button("Export", elem_id="export")
+                exported = gr.File(label="Exported file", elem_id="export-file", interactive=False)
+                export_hint = gr.Markdown(elem_id="export-hint")
+                remove_button = gr.Button("Remove…", variant="stop", elem_id="remove")
+                with gr.Row(visible=False, elem_id="confirm-row") as confirm_row:
+                    confirm_text = gr.Markdown(elem_id="confirm-text")
+                    confirm_button = gr.Button("Yes, remove", variant="stop", elem_id="confirm-remove")
+                    keep_button = gr.Button("Keep", elem_id="keep")
+            with gr.Column():
+                import_file_input = gr.File(label="Embedding to import (.safetensors, .pt, .bin)",
+                                            elem_id="import-file", type="filepath")
+                import_name = gr.Textbox(label="Name in the library", elem_id="import-name")
+                import_button = gr.Button("Import", elem_id="import")
+        library_status = gr.Markdown(elem_id="library-status")
+
+    chosen.change(events.details, inputs=chosen, outputs=shown, api_name="details", concurrency_limit=None)
+    export_button.click(events.export, inputs=[chosen, export_format], outputs=[exported, export_hint],
+                        api_name="export", concurrency_limit=None)
+    remove_button.click(events.ask_removal, inputs=chosen, outputs=[confirm_row, confirm_text], **PRIVATE)
+    keep_button.click(lambda: gr.update(visible=False), outputs=confirm_row, **PRIVATE)
+    removed = confirm_button.click(events.remove, inputs=chosen, outputs=[confirm_row, library_status],
+                                   api_name="remove", **MODEL_JOB)
+    imported = import_button.click(events.import_file, inputs=[import_file_input, import_name],
+                                   outputs=library_status, api_name="import", **MODEL_JOB)
+    return tab, table, chosen, [removed, imported]
 
 
 def _size(value: float | None) -> int | None:
