@@ -5,8 +5,9 @@
                                 clip="openai/clip-vit-large-patch14"))
 
 Modules: `metrics` (the numbers, numpy only), `prompts` (the shipped suite), `variants` (method specs such
-as celeb-basis+attention), `scoring` (face recognizer and CLIP), `harness` (learn, draw, score, resume),
-`report` (report.json, report.md, report.html), `recovery` (the synthetic recovery task).
+as celeb-basis+attention), `scoring` (face recognizer and CLIP), `result` (the people and the scored rows),
+`harness` (learn, draw, score, resume), `report` (report.json, report.md, report.html), `recovery` (the
+synthetic recovery task).
 """
 
 from typing import TYPE_CHECKING
@@ -14,10 +15,11 @@ from typing import TYPE_CHECKING
 from anybody.lazy import lazy_exports
 
 if TYPE_CHECKING:
-    from anybody.evaluation.harness import EvaluationResult, evaluate
+    from anybody.evaluation.harness import evaluate
     from anybody.evaluation.recovery import recover
+    from anybody.evaluation.result import EvaluationResult
     from anybody.evaluation.settings import EvaluationSettings, RecoverySettings
 
 __all__ = ["EvaluationResult", "EvaluationSettings", "RecoverySettings", "evaluate", "recover"]
-__getattr__ = lazy_exports(__name__, {"EvaluationResult": "harness", "EvaluationSettings": "settings",
+__getattr__ = lazy_exports(__name__, {"EvaluationResult": "result", "EvaluationSettings": "settings",
                                       "evaluate": "harness", "RecoverySettings": "settings", "recover": "recovery"})

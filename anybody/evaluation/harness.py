@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from anybody.errors import Interrupted, UsageError
 from anybody.evaluation.prompts import Prompt, load_prompts
+from anybody.evaluation.result import EvaluationResult, Person
 from anybody.evaluation.scoring import ClipScorer, FaceScorer, load_clip
 from anybody.evaluation.settings import EvaluationSettings
 from anybody.face import load_photo
@@ -35,14 +36,6 @@ from anybody.learning.config import LearnConfig
 from anybody.storage import make_folder, write_json
 
 log = logging.getLogger("anybody")
-
-
-
-@dataclass
-class Person:
-    name: str
-    photo: Path
-    digest: str  # of the photo's bytes: a changed photo is learned again
 
 
 @dataclass
@@ -132,20 +125,6 @@ def plan(settings: EvaluationSettings, people: list[Person], prompts: list[Promp
                     folder = job.images / "+".join(job.names) / f"{index:02d}-{_key(prompt.text)[:8]}"
                     drawings.append(Drawing(job, prompt, index, folder, seeds))
     return jobs, drawings
-
-
-@dataclass
-class EvaluationResult:
-    settings: EvaluationSettings
-    people: list[Person]
-    prompts: list[Prompt]
-    rows: list[dict]  # one per image
-    references: dict[str, list[float]]  # each person's reference descriptor
-    clip_reason: str  # why CLIP-T is empty ("" when it is not)
-    scorer: str  # the scoring recognizer's name
-    model: str
-    new_images: int = 0
-    warnings: list[str] = field(default_factory=list)
 
 
 def evaluate(settings: EvaluationSettings, *, progress: bool = True) -> EvaluationResult:

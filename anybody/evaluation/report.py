@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from anybody import __version__
-from anybody.evaluation.harness import EvaluationResult
 from anybody.evaluation.metrics import CONFIDENCE, Estimate, bootstrap_interval, detection_rate, face_diversity
+from anybody.evaluation.result import EvaluationResult
 from anybody.evaluation.scoring import same_network
 from anybody.storage import write_json, write_text, write_with
+from anybody.version import __version__
 
 COLUMNS = (  # (key, heading, what it means)
     ("id", "ID", "cosine between the reference photo's face descriptor and the generated face's (0 without a face)"),

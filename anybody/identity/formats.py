@@ -1,6 +1,7 @@
 """The textual-inversion formats anybody exports, as plain data: what each tool reads, where the file goes by
 default, and which word to type in the prompt. No model library is imported here, so the command line can
-build its `--format` choices at start-up; the writers are in `writers.py`, the readers in `readers.py`.
+build its `--format` choices at start-up. The writers (`writers.py`) and the readers (`readers.py`) take
+their file structures from here; this module names neither.
 
 An identity's token embeddings are exactly a textual-inversion embedding, so they travel as one. The
 structures are the ones each tool reads (docs/method.md §5):
@@ -38,13 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anybody.errors import UsageError
-from anybody.identity.names import ENCODERS, token_strings
-from anybody.lazy import lazy_exports
+from anybody.identity.names import token_strings
 
 if TYPE_CHECKING:
     from anybody.identity.file import Identity
-    from anybody.identity.readers import import_embedding
-    from anybody.identity.writers import export_identity
 
 # The SDXL keys A1111, ComfyUI, InvokeAI and kohya share: CLIP ViT-L (first encoder), OpenCLIP bigG (second).
 SDXL_KEYS = {"text_encoder": "clip_l", "text_encoder_2": "clip_g"}
@@ -144,8 +142,3 @@ def prompt_hint(format: str, written: str | os.PathLike[str], *, token: str, vec
     origin = f"the token stored in {shown}" if "{token}" in spec.prompt else f"{shown} -> {word}"
     return f"{spec.tools}: {use}\nprompt word: {word} ({origin})"
 
-
-__getattr__ = lazy_exports("anybody.identity", {"export_identity": "writers", "import_embedding": "readers"})
-__all__ = ["DIFFUSERS_FILE", "DIFFUSERS_PAIRS", "ENCODERS", "FORMATS", "SDXL_KEYS", "SINGLE_KEY", "ExportFormat",
-           "default_token", "export_file_name", "export_identity", "export_path", "get_format", "import_embedding",
-           "is_sdxl", "prompt_hint"]

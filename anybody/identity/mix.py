@@ -29,10 +29,10 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from anybody import __version__
 from anybody.basis import BasisOptions
 from anybody.errors import IdentityError, UsageError, require_finite
 from anybody.identity.names import require_free, validate_name
+from anybody.version import __version__
 
 if TYPE_CHECKING:
     import torch

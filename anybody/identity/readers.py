@@ -21,8 +21,8 @@ from safetensors.torch import load as load_safetensors_bytes
 
 from anybody.errors import IdentityError, summarize
 from anybody.identity.file import Identity
-from anybody.identity.formats import DIFFUSERS_FILE, DIFFUSERS_PAIRS, ENCODERS, SDXL_KEYS, SINGLE_KEY
-from anybody.identity.names import validate_name
+from anybody.identity.formats import DIFFUSERS_FILE, DIFFUSERS_PAIRS, SDXL_KEYS, SINGLE_KEY
+from anybody.identity.names import ENCODERS, validate_name
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 PICKLE_SUFFIXES = (".pt", ".bin")

@@ -14,13 +14,13 @@ from anybody.errors import IdentityError, UsageError
 from anybody.identity.file import Identity
 from anybody.identity.formats import (
     DIFFUSERS_FILE,
-    ENCODERS,
     SDXL_KEYS,
     SINGLE_KEY,
     ExportFormat,
     default_token,
     get_format,
 )
+from anybody.identity.names import ENCODERS
 from anybody.storage import write_safetensors, write_with
 
 # A1111's placeholder: the CLIP token id of "*</w>", the same in the SD 1.x and 2.x vocabularies.

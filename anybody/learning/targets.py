@@ -10,7 +10,6 @@ evaluation's synthetic task ask of every method.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 from diffusers import DDPMScheduler
@@ -18,11 +17,9 @@ from diffusers import DDPMScheduler
 from anybody.errors import misuse
 from anybody.identity import Identity
 from anybody.identity.stages import tokens_at
+from anybody.learning.run import Batch, Run
 
-if TYPE_CHECKING:
-    from anybody.learning.train import Batch, Run
-
-Target = Callable[["Batch"], torch.Tensor]
+Target = Callable[[Batch], torch.Tensor]
 
 
 def denoising_target(noise_schedule: DDPMScheduler) -> Target:

@@ -22,32 +22,31 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict
 
 import torch
 from diffusers import DDPMScheduler, DiffusionPipeline
 from tqdm.auto import tqdm
 
-from anybody import __version__
 from anybody.errors import Interrupted, TrainingError, UsageError
-from anybody.face import FaceInput, get_face_encoder, prepare_face
+from anybody.face import get_face_encoder, prepare_face
 from anybody.identity import Identity, token_strings
 from anybody.learning.attention_term import AttentionTerm
 from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from anybody.learning.conditioning import Conditioning, PromptEncoder
+from anybody.learning.conditioning import PromptEncoder
 from anybody.learning.config import LearnConfig
 from anybody.learning.names import check_names, checkpoint_path
 from anybody.learning.photos import group_photos, photo_label, warn_unlike_faces
 from anybody.learning.precision import check_precision, loss_scaler
+from anybody.learning.run import Batch, Photo, Run
 from anybody.learning.targets import Target, denoising_target
 from anybody.learning.views import ViewBank, build_view_bank
 from anybody.methods import get_method
-from anybody.methods.learner import Learner, LearnerContext
+from anybody.methods.learner import LearnerContext, learner_class
 from anybody.models import describe_model, load_pipeline, model_family, text_encoders
+from anybody.version import __version__
 
 log = logging.getLogger("anybody")
-Photo = str | os.PathLike[str]
 
 
 def learn(
@@ -96,49 +95,6 @@ def learn(
     return identities
 
 
-@dataclass
-class Run:
-    """A learning run once set up: the frozen model, the photos' views, the learner, and where it stands."""
-
-    config: LearnConfig
-    names: list[str]
-    photos: list[list[Photo]]  # per identity, its photos
-    faces: list[list[FaceInput]]  # per identity, its photos' faces
-    banks: list[ViewBank]  # per identity, the views of all its photos, photo after photo
-    face_encoder: str
-    pipe: DiffusionPipeline
-    learner: Learner
-    optimizer: torch.optim.Optimizer
-    text: PromptEncoder
-    prompt_ids: dict[str, torch.Tensor]  # per encoder: (identities, templates, length)
-    attention: AttentionTerm
-    noise_schedule: DDPMScheduler
-    generator: torch.Generator  # batches: who, which view, which template
-    noise_generator: torch.Generator  # noise and timesteps, on the model's device
-    checkpoint: Path
-    recipe: dict
-    scaler: torch.amp.GradScaler  # fp16's loss scale (a pass-through for other dtypes)
-    denoiser: torch.nn.Module  # the frozen UNet, or its torch.compile wrapper (`compile`)
-    library: str | os.PathLike[str] | None = None
-    step: int = 0  # steps completed
-    saved_step: int | None = None  # the step of this run's checkpoint on disk, if any
-    loss: float = float("nan")
-    random_states: dict[str, torch.Tensor] = field(default_factory=dict)  # as they were after `step`
-
-    @property
-    def unet(self) -> torch.nn.Module:
-        return self.pipe.unet
-
-    def denoise(self, noisy: torch.Tensor, timesteps: torch.Tensor, condition: Conditioning) -> torch.Tensor:
-        """The frozen UNet's prediction; the fp32 noisy latents are cast to the UNet's dtype here, where they
-        enter the model (see `precision.py`)."""
-        return self.denoiser(noisy.to(self.unet.dtype), timesteps, condition.hidden,
-                             added_cond_kwargs=condition.added).sample
-
-    def states_now(self) -> dict[str, torch.Tensor]:
-        return {"generator": self.generator.get_state(), "noise": self.noise_generator.get_state()}
-
-
 def prepare(photos: Sequence[Photo | Sequence[Photo]], names: list[str], model: str | DiffusionPipeline | None,
             config: LearnConfig, *, library: str | os.PathLike[str] | None = None, device: str | None = None,
             dtype: str | torch.dtype | None = None, progress: bool = True) -> Run:
@@ -171,7 +127,7 @@ def prepare(photos: Sequence[Photo | Sequence[Photo]], names: list[str], model: 
                              tables={name: encoder.get_input_embeddings().weight for name, _, encoder in encoders},
                              feature_dim=banks[0].features.shape[1], identities=len(names),
                              total_timesteps=noise_schedule.config.num_train_timesteps)
-    learner = get_method(config.method).learner_class().create(config, context).to(device_)
+    learner = learner_class(get_method(config.method)).create(config, context).to(device_)
 
     identity_tokens = [token_strings(name, learner.tokens) for name in names]
     text = PromptEncoder(pipe, identity_tokens, learner.initial_rows(), resolution)
@@ -218,18 +174,6 @@ def restore(run: Run) -> None:
     run.step = run.saved_step = state.step
     run.random_states = run.states_now()
     log.info("Resuming from step %d of %d.", run.step, run.config.steps)
-
-
-@dataclass
-class Batch:
-    who: torch.Tensor  # (batch,) identity indices
-    template: torch.Tensor  # (batch,) prompt template indices
-    features: torch.Tensor  # face features of the chosen views
-    latents: torch.Tensor  # x0 of the chosen views
-    ids: dict[str, torch.Tensor]  # per encoder: the prompts' token ids
-    noise: torch.Tensor
-    timesteps: torch.Tensor
-    noisy: torch.Tensor
 
 
 def sample_batch(run: Run) -> Batch:

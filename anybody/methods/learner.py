@@ -5,12 +5,17 @@ element as (keys, values), each {text encoder: (batch, tokens, width)}: the text
 for the cross-attention keys and with `values` for the values (the same tensors unless the method has
 `separate_values`, as SeFi-IDE does). Models with two text encoders (SDXL) get tokens for each, of its
 own width. At the end `write_identity` puts what the method learned into each identity file.
+
+The layers, from the bottom: a method's facts (`spec.py`, `methods/<method>/__init__.py`) → the learning
+settings built from them (`anybody.learning.config`) → the learners built from those settings (here and
+`methods/<method>/learner.py`) → the loop (`anybody.learning.train`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import import_module
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -19,6 +24,7 @@ from torch import nn
 if TYPE_CHECKING:
     from anybody.identity import Identity
     from anybody.learning.config import LearnConfig
+    from anybody.methods.spec import Method
 
 Tokens = dict[str, torch.Tensor]
 FUSED_DEVICES = ("cuda", "cpu", "mps", "xpu")  # torch.optim.Adam(W)(fused=True) runs there
@@ -92,3 +98,9 @@ class Learner(nn.Module):
     def recipe(self) -> dict[str, object]:
         """What a resumed run must share with the interrupted one beyond the config (e.g. the basis)."""
         return {}
+
+
+def learner_class(method: Method) -> type[Learner]:
+    """The method's `Learner` class, imported now (its module needs torch, and may need more)."""
+    module, _, name = method.learner.partition(":")
+    return getattr(import_module(module), name)

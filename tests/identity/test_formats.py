@@ -19,15 +19,10 @@ from safetensors.torch import load_file, safe_open, save_file
 from anybody.errors import IdentityError, UsageError
 from anybody.generation import apply
 from anybody.identity import Identity, token_strings
-from anybody.identity.formats import (
-    FORMATS,
-    export_file_name,
-    export_identity,
-    export_path,
-    import_embedding,
-    prompt_hint,
-)
+from anybody.identity.formats import FORMATS, export_file_name, export_path, prompt_hint
+from anybody.identity.readers import import_embedding
 from anybody.identity.tokens import install_tokens
+from anybody.identity.writers import export_identity
 from anybody.models import load_pipeline
 from anybody.models.tokenizer import clip_tokenizer
 

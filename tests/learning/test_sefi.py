@@ -10,8 +10,8 @@ from PIL import Image
 from anybody.errors import IdentityError
 from anybody.generation import apply, generate
 from anybody.identity import Identity
-from anybody.identity.formats import export_identity
 from anybody.identity.stages import stage_of
+from anybody.identity.writers import export_identity
 from anybody.interfaces.cli import main
 from anybody.learning import LearnConfig, learn
 from anybody.learning.conditioning import PromptEncoder

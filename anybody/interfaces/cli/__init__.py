@@ -31,8 +31,9 @@ import sys
 from collections.abc import Iterator, Sequence
 from importlib import import_module
 
-from anybody import __version__, settings
+from anybody import settings
 from anybody.errors import AnybodyError, Interrupted, out_of_memory
+from anybody.version import __version__
 
 COMMAND_MODULES = ("learn", "batch", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui")
 log = logging.getLogger("anybody")

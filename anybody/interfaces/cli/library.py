@@ -136,7 +136,8 @@ def _fit_checker(model: str | None):
 
 def run_export(args: argparse.Namespace) -> int:
     from anybody.identity import Identity
-    from anybody.identity.formats import default_token, export_identity, export_path, prompt_hint
+    from anybody.identity.formats import default_token, export_path, prompt_hint
+    from anybody.identity.writers import export_identity
 
     identity = Identity.load(args.identity, args.library)
     out = Path(args.out) if args.out else export_path(identity, args.format, EXPORTS)
@@ -151,7 +152,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from anybody.identity import require_free, validate_name
-    from anybody.identity.formats import import_embedding
+    from anybody.identity.readers import import_embedding
 
     name = validate_name(args.name)
     if not args.replace:

@@ -287,7 +287,8 @@ class Studio:
     def export(self, name: str, format: str) -> tuple[Path, str]:
         """The identity in one of `FORMATS`, in a new folder of `work`, and how to use it there. A folder
         export (SDXL for diffusers) comes zipped, so that it is one download."""
-        from anybody.identity.formats import default_token, export_identity, export_path, prompt_hint
+        from anybody.identity.formats import default_token, export_path, prompt_hint
+        from anybody.identity.writers import export_identity
 
         identity = Identity.load(name, self.library)
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.work))
@@ -300,7 +301,7 @@ class Studio:
     def import_embedding(self, file: str | os.PathLike[str], name: str) -> Identity:
         """Add a textual-inversion embedding under `name`, as `anybody import FILE --name NAME --model M` does
         with the app's model (its width checked)."""
-        from anybody.identity.formats import import_embedding
+        from anybody.identity.readers import import_embedding
 
         checked = validate_name(name)
         require_free([checked], self.library, learning=False)
