@@ -1,4 +1,4 @@
-"""The bad (and odd but fine) inputs of the README's table "Bad input: what you see", made in code.
+"""The bad (and odd but fine) inputs of the table "Bad input: what you see", made in code.
 
 Every file is written into one folder, under the name the table's rows use, so that the messages the
 table quotes (which name the file) are exactly what the CLI prints when run from that folder.

@@ -1,7 +1,7 @@
-"""The README's "Bad input: what you see" table is the truth: every row is run through the CLI here.
+"""The "Bad input: what you see" tables (docs/errors.md) are the truth: every row is run through the CLI here.
 
 Each row names an input, the line the user sees (in backticks, `…` for what varies) and the exit code.
-The rows are read from README.md, so the table cannot drift from what anybody prints; `CASES` says how
+The rows are read from docs/errors.md, so the table cannot drift from what anybody prints; `CASES` says how
 each row's input is given to the CLI (run in-process, in a folder holding the bad files of `bad_files`).
 """
 
@@ -19,8 +19,7 @@ import pytest
 from anybody.interfaces.cli import main
 from tests.robustness import bad_files
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = "## Bad input: what you see"
+ERRORS = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
 
 @dataclass(frozen=True)
@@ -31,15 +30,13 @@ class Row:
 
     @property
     def quoted(self) -> list[str]:
-        """The lines the user sees, as the README quotes them (empty: nothing but the result)."""
+        """The lines the user sees, as the table quotes them (empty: nothing but the result)."""
         return re.findall(r"`([^`]+)`", self.seen)
 
 
-def readme_rows() -> list[Row]:
-    text = README.read_text(encoding="utf-8")
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+def table_rows() -> list[Row]:
     rows = []
-    for line in section.splitlines():
+    for line in ERRORS.read_text(encoding="utf-8").splitlines():
         if not line.startswith("|") or line.startswith(("| Input |", "|---")):
             continue
         cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
@@ -180,10 +177,10 @@ def bad_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_every_row_has_a_case_and_every_case_a_row():
-    labels = [row.label for row in readme_rows()]
-    assert len(labels) == len(set(labels)), "two README rows have the same input"
-    assert sorted(set(labels) - set(CASES)) == [], "README rows without a case in CASES"
-    assert sorted(set(CASES) - set(labels)) == [], "cases whose README row is gone"
+    labels = [row.label for row in table_rows()]
+    assert len(labels) == len(set(labels)), "two table rows have the same input"
+    assert sorted(set(labels) - set(CASES)) == [], "table rows without a case in CASES"
+    assert sorted(set(CASES) - set(labels)) == [], "cases whose table row is gone"
 
 
 def _appears(quoted: str, output: str) -> bool:
@@ -192,7 +189,7 @@ def _appears(quoted: str, output: str) -> bool:
     return re.search(pattern, output) is not None
 
 
-@pytest.mark.parametrize("row", readme_rows(), ids=lambda row: row.label[:60])
+@pytest.mark.parametrize("row", table_rows(), ids=lambda row: row.label[:60])
 def test_the_user_sees_what_the_table_says(row: Row, bad_folder, monkeypatch, capsys):
     monkeypatch.chdir(bad_folder)
     code = main(CASES[row.label])
@@ -206,7 +203,7 @@ def test_the_user_sees_what_the_table_says(row: Row, bad_folder, monkeypatch, ca
     else:
         assert not any(line.startswith("error:") for line in lines), err
     for quoted in row.quoted:
-        assert _appears(quoted, shown), f"README says {quoted!r}; the CLI printed {shown!r}"
+        assert _appears(quoted, shown), f"docs/errors.md says {quoted!r}; the CLI printed {shown!r}"
     if not row.quoted:  # accepted without a word: nothing on stderr but what the command made
         assert not lines, err
     assert not (bad_folder / "PAYLOAD-RAN").exists()  # the pickle's code never ran, whichever row ran

@@ -2,7 +2,7 @@
 served on a free loopback port with its own library, and Debian's Chromium driven by Playwright.
 
 Screenshots of every step go to `anybody-output/web-screenshots/` (or `ANYBODY_SCREENSHOTS`): the test
-artifacts CI keeps. The README shows three of them, copied to docs/screenshots/.
+artifacts CI keeps. docs/web.md shows three of them, copied to docs/screenshots/.
 """
 
 from __future__ import annotations

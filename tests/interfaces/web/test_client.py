@@ -1,4 +1,4 @@
-"""The app is an API too: a script learns and draws through `gradio_client`, as the README shows, through
+"""The app is an API too: a script learns and draws through `gradio_client`, as docs/web.md shows, through
 the same queue and with the same one-line errors."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The README's table of what the page shows for the errors a user can cause, row by row in the browser.
+"""The table of what the page shows (docs/web.md) for the errors a user can cause, row by row in the browser.
 
 Each row's message is the line the CLI prints after "error: ", shown in the page (never a traceback), and
 the library is left exactly as it was (every file, hidden ones included). `ACTIONS` says how each row's input
-is given; the rows are read from README.md, so the table cannot drift from what the page shows.
+is given; the rows are read from docs/web.md, so the table cannot drift from what the page shows.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from tests.interfaces.web.test_page import WAIT, number, pick, textbox
 from tests.robustness import bad_files
 
 pytestmark = pytest.mark.slow
-SECTION = "## The web app"
 
 
 @dataclass(frozen=True)
@@ -33,9 +32,8 @@ class Row:
         return re.findall(r"`([^`]+)`", self.shown)[-1]
 
 
-def readme_rows() -> list[Row]:
-    section = (ROOT / "README.md").read_text(encoding="utf-8").split(SECTION, 1)[1].split("\n## ", 1)[0]
-    table = section.split("| Input | What the page shows |", 1)[1].split("\n\n", 1)[0]
+def table_rows() -> list[Row]:
+    table = (ROOT / "docs" / "web.md").read_text(encoding="utf-8").split("| Input | What the page shows |", 1)[1].split("\n\n", 1)[0]
     rows = []
     for line in table.strip().splitlines()[1:]:  # after the |---| line
         label, shown = (cell.strip() for cell in line.strip().strip("|").split(" | "))
@@ -98,7 +96,7 @@ ACTIONS: dict[str, Callable] = {
 
 
 def test_every_row_has_an_action_and_every_action_a_row():
-    labels = [row.label for row in readme_rows()]
+    labels = [row.label for row in table_rows()]
     assert sorted(labels) == sorted(ACTIONS)
 
 
@@ -108,7 +106,7 @@ def cleo(studio) -> None:
     bad_files.identity("cleo").save(library=studio.library)
 
 
-@pytest.mark.parametrize("row", readme_rows(), ids=lambda row: re.sub(r"\W+", "-", row.label)[:40])
+@pytest.mark.parametrize("row", table_rows(), ids=lambda row: re.sub(r"\W+", "-", row.label)[:40])
 def test_the_page_shows_what_the_table_says(row: Row, cleo, page: Page, app_url: str, studio, photos: Path, shot):
     page.goto(app_url)
     before = library_files(studio)
