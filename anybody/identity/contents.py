@@ -22,8 +22,9 @@ from anybody.errors import IdentityError, summarize
 from anybody.identity.names import ENCODERS, validate_name
 
 FORMAT = "anybody-identity"
-FORMAT_VERSION = 2
-"""Version 2 added the `sha256` checksum; version 1 files (anybody 0.1.0 before it) are read without one."""
+FORMAT_VERSION = 3
+"""Version 2 added the `sha256` checksum; version 1 files (anybody 0.1.0 before it) are read without one.
+Version 3 added `face.thumbnail` (readers before it would refuse its byte type, so they are told to upgrade)."""
 MAX_FILE_BYTES = 256 * 2**20
 MAX_PHOTOS = 1000
 """The most photos an identity file may list (far more than anyone learns from; keeps a crafted file small)."""
@@ -31,6 +32,14 @@ FLOAT_TYPES = {"F32": "torch.float32", "F16": "torch.float16", "BF16": "torch.bf
 """The tensor types an identity file may hold, by their safetensors names, with torch's names for them (which
 the checksum covers). float8 types are refused: they cannot even be checked for finiteness."""
 _NUMPY_TYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8"}
+THUMBNAIL = "face.thumbnail"
+"""The small picture of the face learned, (side, side, 3) RGB bytes: what the web app's library shows. Raw
+pixels, not a PNG, so that reading a file never runs an image decoder on bytes someone else wrote."""
+THUMBNAIL_SIDE = 96
+THUMBNAIL_SIDES = range(16, 257)
+"""The sides a thumbnail may have: a crafted file cannot make the reader hold a large picture."""
+TENSOR_TYPES = {**FLOAT_TYPES, "U8": "torch.uint8"}
+"""Every tensor type an identity file may hold: the float types, and bytes for the thumbnail alone."""
 
 
 @dataclass(frozen=True)
@@ -90,7 +99,7 @@ def read_contents(path: Path) -> IdentityContents:
                             f"{FORMAT_VERSION}", "Upgrade anybody (pip install -U anybody)")
     check_tensors(tensors, path)
     check_photos(tensors, fields, path)
-    stored = ((key, FLOAT_TYPES[value.dtype], value.shape, value.data) for key, value in tensors.items())
+    stored = ((key, TENSOR_TYPES[value.dtype], value.shape, value.data) for key, value in tensors.items())
     if int(version) >= 2 and fields.get("sha256") != checksum(stored, fields):
         raise IdentityError(f"{path} is damaged: its contents do not match its checksum",
                             "Restore it from a copy, or learn the identity again")
@@ -140,12 +149,15 @@ def check_photos(tensors: dict[str, StoredTensor], fields: dict[str, str], path:
 
 
 def check_tensors(tensors: dict[str, StoredTensor], path: Path) -> None:
-    """Every tensor is one anybody writes, of a float type, finite, of the shape its name says, and the
-    encoders' token counts and per-stage tokens agree."""
+    """Every tensor is one anybody writes, of a float type (the thumbnail: bytes), finite, of the shape its
+    name says, and the encoders' token counts and per-stage tokens agree."""
     embeddings = {key: value for key, value in tensors.items() if key.endswith(".embeddings")}
     if "text_encoder.embeddings" not in embeddings:
         raise IdentityError(f"{path} holds no token embeddings", "Learn the identity again")
     for key, value in tensors.items():
+        if key == THUMBNAIL:
+            check_thumbnail(value, path)
+            continue
         encoder, _, kind = key.partition(".")
         if encoder not in (*ENCODERS, "face", "module"):
             raise IdentityError(f"{path} holds an unexpected tensor {key!r}", "Learn the identity again")
@@ -169,3 +181,11 @@ def check_tensors(tensors: dict[str, StoredTensor], path: Path) -> None:
             if value.shape[1:] != (tokens, width) or partner not in tensors or tensors[partner].shape != value.shape:
                 raise IdentityError(f"{path} has per-stage tokens {key} that do not match its embeddings",
                                     "Learn the identity again")
+
+
+def check_thumbnail(value: StoredTensor, path: Path) -> None:
+    """The face thumbnail is a square RGB picture of bytes, of a side within THUMBNAIL_SIDES."""
+    side = value.shape[0] if value.shape else 0
+    if value.dtype != "U8" or value.shape != (side, side, 3) or side not in THUMBNAIL_SIDES:
+        raise IdentityError(f"{path} has a face thumbnail of type {value.dtype} and shape {value.shape} (anybody "
+                            f"writes {THUMBNAIL_SIDE}x{THUMBNAIL_SIDE}x3 bytes)", "Learn the identity again")

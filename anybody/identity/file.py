@@ -11,7 +11,10 @@ Tensors, per text encoder `E` ("text_encoder", and "text_encoder_2" for SDXL):
   the identity was learned from several (what readers before several photos expect);
 - `face.descriptors.0`, `face.descriptors.1`, ... (dim,) each: the features of every photo, in the order of
   the `photos` metadata field (one-dimensional, so files stay readable by anybody before several photos);
-- `module.*`: the weights of the module that made the tokens (SeFi-IDE), to continue learning.
+- `module.*`: the weights of the module that made the tokens (SeFi-IDE), to continue learning;
+- `face.thumbnail` (96, 96, 3) bytes: the aligned face learned (the first photo's), small, so that the
+  library can be shown with faces; only in the library's file, never in an export (which carries the
+  embeddings alone). Imported and mixed identities have none.
 Metadata (strings): format and version, name, method, base model and family, each encoder's basis hash,
 the training settings (JSON), `photos` (JSON: the file name of every photo learned from; `photo` is the
 first), `mixed_from` (JSON {parent: weight}, a mixed identity), anybody's version, the date, and `sha256`:
@@ -30,13 +33,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 
 from anybody.errors import IdentityError
 from anybody.identity.contents import (
-    FLOAT_TYPES,
     FORMAT,
     FORMAT_VERSION,
+    TENSOR_TYPES,
+    THUMBNAIL,
+    THUMBNAIL_SIDE,
     StoredTensor,
     check_photos,
     check_tensors,
@@ -47,13 +53,16 @@ from anybody.identity.names import ENCODERS
 from anybody.storage import write_safetensors
 
 if TYPE_CHECKING:  # only named: building a basis needs transformers, reading an identity does not
+    from PIL import Image
+
     from anybody.basis import CelebBasis
 
 
 @dataclass
 class Identity:
     """A learned person. `embeddings` is the first text encoder's (tokens, width) tensor; `face_descriptors`
-    (photos, dim) the recognizer's features of each photo it was learned from."""
+    (photos, dim) the recognizer's features of each photo it was learned from; `face_thumbnail` (side,
+    side, 3) uint8 the face it was learned from, small (`face_picture`)."""
 
     name: str
     encoder_embeddings: dict[str, torch.Tensor]
@@ -65,6 +74,7 @@ class Identity:
     stage_keys: dict[str, torch.Tensor] = field(default_factory=dict)
     stage_values: dict[str, torch.Tensor] = field(default_factory=dict)
     module: dict[str, torch.Tensor] = field(default_factory=dict)
+    face_thumbnail: torch.Tensor | None = None
 
     @property
     def stages(self) -> int:
@@ -91,6 +101,12 @@ class Identity:
     @property
     def base_model(self) -> str:
         return str(self.metadata.get("base_model", "unknown"))
+
+    def face_picture(self) -> Image.Image | None:
+        """The thumbnail of the face learned, as a picture (None for an imported or mixed identity)."""
+        from PIL import Image
+
+        return None if self.face_thumbnail is None else Image.fromarray(self.face_thumbnail.numpy())
 
     @property
     def photos(self) -> list[str]:
@@ -146,7 +162,10 @@ class Identity:
             tensors["face.descriptor"] = self.face_descriptor.float()
         for index, row in enumerate(self.face_descriptors if self.face_descriptors is not None else []):
             tensors[f"face.descriptors.{index}"] = row.float()
-        stored = {key: StoredTensor("F32", tuple(value.shape), _bytes(value)) for key, value in tensors.items()}
+        if self.face_thumbnail is not None:
+            tensors[THUMBNAIL] = self.face_thumbnail.to(torch.uint8)
+        stored = {key: StoredTensor("U8" if key == THUMBNAIL else "F32", tuple(value.shape), _bytes(value))
+                  for key, value in tensors.items()}
         check_tensors(stored, target)
         metadata = {key: value if isinstance(value, str) else json.dumps(value) for key, value in self.metadata.items()}
         metadata.update({"format": FORMAT, "format_version": str(FORMAT_VERSION), "name": self.name})
@@ -174,7 +193,16 @@ def read_identity(path: Path) -> Identity:
         stage_keys={e: tensors[f"{e}.stage_keys"] for e in ENCODERS if f"{e}.stage_keys" in tensors},
         stage_values={e: tensors[f"{e}.stage_values"] for e in ENCODERS if f"{e}.stage_values" in tensors},
         module={key.removeprefix("module."): value for key, value in tensors.items() if key.startswith("module.")},
+        face_thumbnail=tensors.get(THUMBNAIL),
     )
+
+
+def face_thumbnail(face: Image.Image) -> torch.Tensor:
+    """The (THUMBNAIL_SIDE, THUMBNAIL_SIDE, 3) uint8 thumbnail an identity file keeps of a face picture."""
+    from PIL import Image
+
+    small = face.convert("RGB").resize((THUMBNAIL_SIDE, THUMBNAIL_SIDE), Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.array(small, dtype=np.uint8))
 
 
 def content_checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
@@ -189,7 +217,7 @@ def _bytes(value: torch.Tensor) -> bytes:
 
 
 def _tensor(value: StoredTensor) -> torch.Tensor:
-    dtype = getattr(torch, FLOAT_TYPES[value.dtype].removeprefix("torch."))
+    dtype = getattr(torch, TENSOR_TYPES[value.dtype].removeprefix("torch."))
     return torch.frombuffer(bytearray(value.data), dtype=dtype).reshape(value.shape)
 
 

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from anybody.errors import Interrupted, TrainingError, UsageError
 from anybody.face import get_face_encoder, prepare_face
 from anybody.identity import Identity, token_strings
+from anybody.identity.file import face_thumbnail
 from anybody.learning.attention_term import AttentionTerm
 from anybody.learning.checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from anybody.learning.conditioning import PromptEncoder
@@ -280,12 +281,14 @@ def save(run: Run) -> None:
 
 def save_identities(run: Run) -> list[Identity]:
     """Each identity's file: what its learner learned (from the features of all its photos' views), every
-    photo's face descriptor and their mean, and the run's metadata."""
+    photo's face descriptor and their mean, a thumbnail of its first photo's aligned face, and the run's
+    metadata."""
     identities = []
     for index, name in enumerate(run.names):
         descriptors = torch.stack([torch.from_numpy(face.descriptor).float() for face in run.faces[index]])
         identity = Identity(name=name, encoder_embeddings={}, face_descriptor=descriptors.mean(dim=0),
-                            face_descriptors=descriptors, metadata=_metadata(run, index))
+                            face_descriptors=descriptors, metadata=_metadata(run, index),
+                            face_thumbnail=face_thumbnail(run.faces[index][0].aligned))
         run.learner.write_identity(identity, index, run.banks[index].features.to(run.unet.device))
         identity.save(library=run.library)
         identities.append(identity)

@@ -67,7 +67,7 @@ def test_a_changed_value_or_field_breaks_the_checksum(tmp_path):
 
     with safe_open(str(path), framework="pt") as handle:
         tensors, metadata = {key: handle.get_tensor(key) for key in handle.keys()}, handle.metadata()  # noqa: SIM118
-    assert metadata["format_version"] == "2" and len(metadata["sha256"]) == 64
+    assert metadata["format_version"] == "3" and len(metadata["sha256"]) == 64
     edits = {"value": ({**tensors, "face.descriptor": tensors["face.descriptor"] * 1.001}, metadata),
              "field": (tensors, {**metadata, "base_model": "runwayml/stable-diffusion-v1-5"}),
              "no checksum": (tensors, {key: value for key, value in metadata.items() if key != "sha256"})}
@@ -84,7 +84,7 @@ def test_a_version_1_file_without_a_checksum_still_reads(tmp_path):
     loaded = Identity.load(tmp_path / "old.safetensors")
     assert torch.equal(loaded.embeddings, embeddings)
     resaved = Identity.load(loaded.save(tmp_path / "resaved.safetensors"))
-    assert resaved.metadata["format_version"] == "2" and torch.equal(resaved.embeddings, embeddings)
+    assert resaved.metadata["format_version"] == "3" and torch.equal(resaved.embeddings, embeddings)
 
 
 def test_a_newer_format_version_asks_for_an_upgrade(tmp_path):

@@ -14,7 +14,9 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from anybody.errors import UsageError
+from anybody.face import prepare_face
 from anybody.identity import Identity
+from anybody.identity.file import face_thumbnail
 from anybody.learning import Interrupted, LearnConfig, check_names, learn
 from anybody.learning.photos import unlike_faces
 from anybody.learning.train import fit, prepare, sample_batch, save_identities
@@ -137,6 +139,7 @@ def test_joint_learning_takes_a_list_of_photos_per_person(tiny_pipe, three_photo
                        library=library, progress=False)
     assert alice.photos == ["me1.jpg", "me2.jpg"] and bob.photos == ["me3.jpg"]
     assert alice.face_descriptors.shape == (2, 128) and bob.face_descriptors.shape == (1, 128)
+    assert torch.equal(bob.face_thumbnail, face_thumbnail(prepare_face(three_photos[2]).aligned))  # his own face
 
 
 @pytest.mark.slow

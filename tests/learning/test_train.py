@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from anybody.errors import IdentityError, TrainingError, UsageError
+from anybody.face import prepare_face
 from anybody.identity import Identity
+from anybody.identity.file import face_thumbnail
 from anybody.learning import Interrupted, LearnConfig, learn
 
 FAST = {"steps": 6, "views": 4, "checkpoint_every": 2}
@@ -35,6 +37,7 @@ def test_learning_writes_a_complete_identity_file(tiny_pipe, sample_photo, libra
     assert len(metadata["basis.text_encoder"]) == 64 and metadata["training"]["steps"] == 6
     assert metadata["photo"] == sample_photo.name and "anybody_version" in metadata
     assert torch.isfinite(torch.tensor(float(metadata["final_loss"])))
+    assert torch.equal(loaded.face_thumbnail, face_thumbnail(prepare_face(sample_photo).aligned))  # the face learned
 
 
 @pytest.mark.slow
