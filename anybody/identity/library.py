@@ -25,12 +25,18 @@ def resolve_identity(name_or_path: str | os.PathLike[str], library: str | os.Pat
         if not candidate.is_file():
             raise IdentityError(f"The identity file {candidate} does not exist", "Check the path")
         return candidate
-    path = identity_path(text, library)
+    return library_file(text, library)
+
+
+def library_file(name: str, library: str | os.PathLike[str] | None = None,
+                 fix: str = "Learn it first (anybody learn PHOTO --name NAME), or pass the path to its .safetensors "
+                            "file") -> Path:
+    """The file of the identity called `name` in the library: a name only, never a path (what a caller that
+    must not reach outside the library, like the web app, asks for). `fix` is said when there is none."""
+    path = identity_path(name, library)
     if not path.is_file():
         known = library_names(library)
         listing = ", ".join(known) if known else "none yet"
         raise IdentityError(
-            f"No identity called {text!r} in the library {settings.library_folder(library)} (known: {listing})",
-            "Learn it first (anybody learn PHOTO --name NAME), or pass the path to its .safetensors file",
-        )
+            f"No identity called {name!r} in the library {settings.library_folder(library)} (known: {listing})", fix)
     return path
