@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,6 +39,7 @@ class GenerationResult:
     prompt: str
     paths: list[Path] = field(default_factory=list)
     sheet: Path | None = None
+    stopped: bool = False  # `on_step` stopped the drawing: the images finished before it
 
 
 def apply(pipe: DiffusionPipeline, identities: Identity | Sequence[Identity]) -> DiffusionPipeline:
@@ -109,6 +110,7 @@ def generate(
     dtype: str | torch.dtype | None = None,
     batch_size: int = defaults.BATCH_SIZE,
     progress: bool = True,
+    on_step: Callable[[int, int, int], bool] | None = None,
 ) -> GenerationResult:
     """Generate images of learned people. Image i uses seed `seed + i`, so any one can be made again.
 
@@ -117,6 +119,9 @@ def generate(
     At most `batch_size` images are drawn at once: more are drawn in turn, each from its own seed, so
     `-n 100` needs no more memory than `-n 4` and gives the same pictures as drawing them one by one.
     `progress` shows a bar over the denoising steps of all the images (on stderr).
+    `on_step(image, step, steps)` is called after every denoising step (`image`: the index of the first
+    image being drawn; `step` of `steps`, from 1): when it returns True the drawing stops there, the images
+    finished before are kept (and saved) and `result.stopped` is set; `batch_size=1` keeps every one.
     """
     check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
                     negative_prompt, batch_size)
@@ -140,7 +145,7 @@ def generate(
             count = min(batch_size, num_images_per_prompt - start)
             if len(batches) > 1:
                 bar.set_postfix_str(f"images {start + 1}-{start + count}")
-            images += pipe(
+            drawn = pipe(
                 prompt=model_prompt,
                 negative_prompt=model_negative,
                 num_images_per_prompt=count,
@@ -149,10 +154,14 @@ def generate(
                 height=height,
                 width=width,
                 generator=generator[start : start + count] if isinstance(generator, list) else generator,
-                callback_on_step_end=_count_steps(bar, len(batches)),
+                callback_on_step_end=_count_steps(bar, len(batches), on_step, start),
             ).images
-    result = GenerationResult(images=images, seeds=seeds, prompt=prompt)
-    if folder is not None:
+            if pipe.interrupt:  # on_step stopped it: the images of this batch are not finished
+                break
+            images += drawn
+    result = GenerationResult(images=images, seeds=seeds[: len(images)], prompt=prompt,
+                              stopped=len(images) < num_images_per_prompt)
+    if folder is not None and images:
         _save(result, folder, negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
               names, type(pipe.scheduler).__name__)
     return result
@@ -241,15 +250,19 @@ def _check_length(pipe: DiffusionPipeline, prompt: str, identities: list[Identit
             "(shorten the prompt to keep it).", count, tokenizer.model_max_length)
 
 
-def _count_steps(bar: tqdm, batches: int):
+def _count_steps(bar: tqdm, batches: int, on_step: Callable[[int, int, int], bool] | None = None,
+                 first: int = 0):
     """A diffusers `callback_on_step_end` that moves the bar one denoising step. The scheduler may take a
-    step more than asked (PNDM does), so the total is set from its timesteps once they are known."""
+    step more than asked (PNDM does), so the total is set from its timesteps once they are known.
+    `on_step` is generate's (told `first`, the batch's first image); True from it is diffusers' own way out."""
 
     def on_step_end(pipe: DiffusionPipeline, step: int, timestep, callback_kwargs: dict) -> dict:
         if step == 0 and bar.total != batches * len(pipe.scheduler.timesteps):
             bar.total = batches * len(pipe.scheduler.timesteps)
             bar.refresh()
         bar.update(1)
+        if on_step is not None and on_step(first, step + 1, pipe.num_timesteps):
+            pipe._interrupt = True  # the pipeline skips the remaining steps; generate drops the batch
         return callback_kwargs
 
     return on_step_end
