@@ -3,11 +3,14 @@
 `apply(pipe, identities)` writes each identity's token rows into the pipeline's tokenizer and text encoder
 (diffusers' multi-vector naming), after which the plain pipeline understands "<alice>". `generate` adds
 what a user expects around it: the name as a plain word in the prompt, DDIM by default, seeds that repeat,
-PNGs that say how they were made, and a contact sheet.
+PNGs that say how they were made, and a contact sheet. Given a picture (and a mask) or a control image, it
+draws with diffusers' inpainting, img2img or ControlNet pipeline made from the same components
+(`anybody.generation.control`), so the identities work there unchanged.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -20,9 +23,12 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from anybody.errors import IdentityError, UsageError
+from anybody.face.photo import PhotoSource
 from anybody.generation import defaults
 from anybody.generation.checks import check_arguments
+from anybody.generation.control import drawing_pipeline
 from anybody.generation.images import contact_sheet, png_text, save_png
+from anybody.generation.inputs import ControlNetSource, DrawInputs, read_inputs
 from anybody.generation.stages import StageSwitch
 from anybody.identity import Identity, rewrite_prompt, token_strings
 from anybody.identity.tokens import install_tokens
@@ -95,6 +101,13 @@ def generate(
     identities: str | Identity | Sequence[str | Identity] = (),
     model: str | DiffusionPipeline | None = None,
     *,
+    image: PhotoSource | None = None,
+    mask: PhotoSource | None = None,
+    strength: float | None = None,
+    control_image: PhotoSource | None = None,
+    control_kind: str | None = None,
+    controlnet: ControlNetSource | None = None,
+    control_scale: float = defaults.CONTROL_SCALE,
     num_images_per_prompt: int = defaults.NUM_IMAGES,
     num_inference_steps: int = defaults.STEPS,
     guidance_scale: float = defaults.GUIDANCE,
@@ -122,12 +135,22 @@ def generate(
     `on_step(image, step, steps)` is called after every denoising step (`image`: the index of the first
     image being drawn; `step` of `steps`, from 1): when it returns True the drawing stops there, the images
     finished before are kept (and saved) and `result.stopped` is set; `batch_size=1` keeps every one.
+
+    Into a picture: `image` (a path, bytes, PIL image or array) with a `mask` (white = redraw) is
+    inpainting, and every pixel the mask leaves black is the picture's own; `image` alone is img2img, and
+    `strength` (0 to 1, by default 1 with a mask and 0.75 without) is how much of it is drawn anew. In a
+    pose: `control_image` steered by `controlnet` (a Hub id, folder, single file, a `ControlNetModel`, or
+    "tiny" for a tiny model) with weight `control_scale`; `control_kind="canny"` makes the control image from
+    the photo `control_image` (its edges). Both combine. The PNGs record each file by name and SHA-256.
     """
     check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
                     negative_prompt, batch_size)
+    inputs = read_inputs(image, mask, strength, control_image, control_kind, controlnet, control_scale,
+                         num_inference_steps)
     loaded = _load_identities(identities, library)
     folder = make_folder(out_dir) if out_dir is not None else None  # a bad --out fails now, not after drawing
     pipe = _ready_pipeline(prompt, loaded, model, device, dtype, scheduler, num_inference_steps)
+    drawer, drawing = drawing_pipeline(pipe, inputs, height, width)
     names = [identity.name for identity in loaded]
     model_prompt = rewrite_prompt(prompt, names)
     model_negative = rewrite_prompt(negative_prompt, names) if negative_prompt else None
@@ -145,25 +168,24 @@ def generate(
             count = min(batch_size, num_images_per_prompt - start)
             if len(batches) > 1:
                 bar.set_postfix_str(f"images {start + 1}-{start + count}")
-            drawn = pipe(
+            drawn = drawer(
                 prompt=model_prompt,
                 negative_prompt=model_negative,
                 num_images_per_prompt=count,
                 num_inference_steps=num_inference_steps,
                 guidance_scale=guidance_scale,
-                height=height,
-                width=width,
                 generator=generator[start : start + count] if isinstance(generator, list) else generator,
                 callback_on_step_end=_count_steps(bar, len(batches), on_step, start),
+                **drawing,
             ).images
-            if pipe.interrupt:  # on_step stopped it: the images of this batch are not finished
+            if drawer.interrupt:  # on_step stopped it: the images of this batch are not finished
                 break
             images += drawn
     result = GenerationResult(images=images, seeds=seeds[: len(images)], prompt=prompt,
                               stopped=len(images) < num_images_per_prompt)
     if folder is not None and images:
         _save(result, folder, negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
-              names, type(pipe.scheduler).__name__)
+              names, type(pipe.scheduler).__name__, inputs)
     return result
 
 
@@ -253,12 +275,13 @@ def _check_length(pipe: DiffusionPipeline, prompt: str, identities: list[Identit
 def _count_steps(bar: tqdm, batches: int, on_step: Callable[[int, int, int], bool] | None = None,
                  first: int = 0):
     """A diffusers `callback_on_step_end` that moves the bar one denoising step. The scheduler may take a
-    step more than asked (PNDM does), so the total is set from its timesteps once they are known.
+    step more than asked (PNDM does), and img2img and inpainting take only `strength` of them, so the total
+    is set from the steps the pipeline runs once they are known.
     `on_step` is generate's (told `first`, the batch's first image); True from it is diffusers' own way out."""
 
     def on_step_end(pipe: DiffusionPipeline, step: int, timestep, callback_kwargs: dict) -> dict:
-        if step == 0 and bar.total != batches * len(pipe.scheduler.timesteps):
-            bar.total = batches * len(pipe.scheduler.timesteps)
+        if step == 0 and bar.total != batches * pipe.num_timesteps:
+            bar.total = batches * pipe.num_timesteps
             bar.refresh()
         bar.update(1)
         if on_step is not None and on_step(first, step + 1, pipe.num_timesteps):
@@ -269,11 +292,14 @@ def _count_steps(bar: tqdm, batches: int, on_step: Callable[[int, int, int], boo
 
 
 def _save(result: GenerationResult, folder: Path, negative_prompt: str | None, steps: int, guidance: float,
-          model: str, names: list[str], scheduler: str) -> None:
+          model: str, names: list[str], scheduler: str, inputs: DrawInputs) -> None:
+    record = inputs.record()
     for index, (image, image_seed) in enumerate(zip(result.images, result.seeds)):
         path = folder / f"{index:02d}-seed{image_seed}.png"
         text = png_text(result.prompt, negative_prompt, image_seed, steps, guidance, image.size, model, names,
-                        scheduler)
+                        scheduler, record)
         result.paths.append(save_png(image, path, text))
+    if inputs.control_kind:  # the control image made from a photo: what the ControlNet was shown
+        save_png(inputs.control_image, folder / "control.png", {"anybody": json.dumps(record)})
     sheet = contact_sheet(result.images, [f"seed {s}" for s in result.seeds], title=result.prompt)
     result.sheet = save_png(sheet, folder / "sheet.png", {"prompt": result.prompt, "model": model})

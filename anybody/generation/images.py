@@ -5,7 +5,7 @@ from __future__ import annotations
 import bisect
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -24,16 +24,37 @@ def save_png(image: Image.Image, path: Path, text: dict[str, str]) -> Path:
 
 
 def png_text(prompt: str, negative_prompt: str | None, seed: int, steps: int, guidance: float,
-             size: tuple[int, int], model: str, identities: Sequence[str], scheduler: str) -> dict[str, str]:
-    """The text chunks of a generated image: readable by people, A1111's PNG-info tab and scripts."""
+             size: tuple[int, int], model: str, identities: Sequence[str], scheduler: str,
+             inputs: Mapping[str, object] | None = None) -> dict[str, str]:
+    """The text chunks of a generated image: readable by people, A1111's PNG-info tab and scripts.
+
+    `inputs` is what the drawing started from besides the prompt (`DrawInputs.record()`: the picture, mask
+    and control files by name and SHA-256, the strength, the ControlNet and its scale), kept whole in the
+    `anybody` chunk and in A1111's words ("Denoising strength", "ControlNet 0") in `parameters`."""
+    inputs = dict(inputs or {})
     details = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
                "guidance_scale": guidance, "width": size[0], "height": size[1], "model": model,
-               "identities": list(identities), "scheduler": scheduler}
+               "identities": list(identities), "scheduler": scheduler, **inputs}
     parameters = (f"{prompt}\nNegative prompt: {negative_prompt or ''}\nSteps: {steps}, Sampler: {scheduler}, "
                   f"CFG scale: {guidance}, Seed: {seed}, Size: {size[0]}x{size[1]}, Model: {model}, "
-                  f"Identities: {', '.join(identities)}")
+                  f"Identities: {', '.join(identities)}{_a1111_inputs(inputs)}")
     return {"parameters": parameters, "anybody": json.dumps(details), "prompt": prompt, "seed": str(seed),
             "model": model, "identity": ", ".join(identities)}
+
+
+def _a1111_inputs(inputs: Mapping[str, object]) -> str:
+    """The inputs as A1111's `parameters` line has them (its names; each file with a short hash)."""
+    parts = []
+    if "strength" in inputs:
+        parts.append(f"Denoising strength: {inputs['strength']}")
+    for what, label in (("image", "Init image"), ("mask", "Mask")):
+        if what in inputs:
+            parts.append(f"{label}: {inputs[what]['file']} [{inputs[what]['sha256'][:10]}]")
+    if "controlnet" in inputs:
+        control = inputs["control"]
+        parts.append(f'ControlNet 0: "Module: {inputs.get("control_kind", "none")}, Model: {inputs["controlnet"]}, '
+                     f'Weight: {inputs["control_scale"]}, Image: {control["file"]} [{control["sha256"][:10]}]"')
+    return "".join(f", {part}" for part in parts)
 
 
 def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], title: str = "",

@@ -12,6 +12,11 @@ way the real families do:
 The widths differ between models (and from every real model) on purpose, so nothing can assume one.
 Each is deterministic from a seed and saved once as an ordinary diffusers folder under
 `ANYBODY_HOME/models/`, then loaded like any other local model.
+
+Each has an inpainting variant (`tiny-inpaint`, `tiny-sd2-inpaint`, `tiny-sdxl-inpaint`): the same text
+encoders (so identities learned on the plain one fit), and a UNet that reads 9 channels (the latents, the
+mask and the masked picture's latents), as the inpainting checkpoints of SD 1.5, SD 2 and SDXL do. And
+`build_tiny_controlnet` makes a ControlNet with random weights that fits any of them.
 """
 
 from __future__ import annotations
@@ -21,11 +26,14 @@ from pathlib import Path
 import torch
 from diffusers import (
     AutoencoderKL,
+    ControlNetModel,
     DDIMScheduler,
     DiffusionPipeline,
     EulerDiscreteScheduler,
     PNDMScheduler,
+    StableDiffusionInpaintPipeline,
     StableDiffusionPipeline,
+    StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
@@ -36,7 +44,10 @@ from anybody.errors import UsageError
 from anybody.models.tokenizer import MAX_LENGTH, clip_tokenizer
 from anybody.storage import atomic_folder
 
-TINY_NAMES = ("tiny", "tiny-sd2", "tiny-sdxl")
+TINY_NAMES = ("tiny", "tiny-sd2", "tiny-sdxl", "tiny-inpaint", "tiny-sd2-inpaint", "tiny-sdxl-inpaint")
+INPAINT_SUFFIX = "-inpaint"
+LATENT_CHANNELS = 4
+INPAINT_CHANNELS = 9  # the latents, the mask, the masked picture's latents
 BUILD_VERSION = 1  # bump when a recipe below changes, so caches are rebuilt
 # The noise schedule all three families were trained with (SD 2.x and SDXL kept SD 1.x's betas).
 _SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_linear", "num_train_timesteps": 1000,
@@ -46,39 +57,65 @@ _SCHEDULE = {"beta_start": 0.00085, "beta_end": 0.012, "beta_schedule": "scaled_
 def build_tiny_pipeline(name: str = "tiny", seed: int = 0) -> DiffusionPipeline:
     """Build a tiny pipeline in memory; the same name and seed give the same weights."""
     builders = {"tiny": _tiny_sd1, "tiny-sd2": _tiny_sd2, "tiny-sdxl": _tiny_sdxl}
-    if name not in builders:
+    base = name.removesuffix(INPAINT_SUFFIX)
+    if name not in TINY_NAMES or base not in builders:
         raise UsageError(f"There is no built-in model called {name!r}", f"Use one of: {', '.join(TINY_NAMES)}")
     torch.manual_seed(seed)
-    return builders[name]()
+    return builders[base](INPAINT_CHANNELS if name.endswith(INPAINT_SUFFIX) else LATENT_CHANNELS)
 
 
-def _tiny_sd1() -> StableDiffusionPipeline:
+def build_tiny_controlnet(pipe: DiffusionPipeline, seed: int = 0) -> ControlNetModel:
+    """A ControlNet with random weights that fits the pipeline's UNet (any family, any size), on its device
+    and dtype; the same UNet layout and seed give the same weights, and the global random state is left alone.
+
+    It has a trained ControlNet's architecture (`ControlNetModel.from_unet`: the UNet's encoder, reading the
+    latents alone even beside a 9-channel inpainting UNet), but its output convolutions, which training starts
+    at zero, are random too, so that the control image visibly steers the picture.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        controlnet = ControlNetModel.from_unet(pipe.unet, load_weights_from_unet=False)
+        latent_channels = pipe.vae.config.latent_channels
+        if controlnet.config.in_channels != latent_channels:
+            controlnet = ControlNetModel.from_config({**controlnet.config, "in_channels": latent_channels})
+        with torch.no_grad():
+            for module in (*controlnet.controlnet_down_blocks, controlnet.controlnet_mid_block,
+                           controlnet.controlnet_cond_embedding.conv_out):
+                module.reset_parameters()
+    controlnet.anybody_source = "tiny"
+    return controlnet.to(pipe.unet.device, pipe.unet.dtype).requires_grad_(False).eval()
+
+
+def _tiny_sd1(in_channels: int) -> StableDiffusionPipeline:
     tokenizer = clip_tokenizer()
     width = 32
     text_encoder = CLIPTextModel(_text_config(tokenizer, width, "quick_gelu"))
-    unet = _sd_unet(width, attention_head_dim=8)
+    unet = _sd_unet(width, in_channels, attention_head_dim=8)
     # What SD 1.x repositories ship; anybody switches to DDIM for generation.
     scheduler = PNDMScheduler(**_SCHEDULE, skip_prk_steps=True, set_alpha_to_one=False)
-    return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
-                                   unet=_sharpened(unet), scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    pipeline_class = StableDiffusionInpaintPipeline if in_channels == INPAINT_CHANNELS else StableDiffusionPipeline
+    return pipeline_class(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=_sharpened(unet),
+                          scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                          requires_safety_checker=False)
 
 
-def _tiny_sd2() -> StableDiffusionPipeline:
+def _tiny_sd2(in_channels: int) -> StableDiffusionPipeline:
     tokenizer = clip_tokenizer(pad_token="!")
     width = 48
     text_encoder = CLIPTextModel(_text_config(tokenizer, width, "gelu"))
-    unet = _sd_unet(width, attention_head_dim=(4, 8, 8), use_linear_projection=True)  # as SD 2.x's UNet
+    unet = _sd_unet(width, in_channels, attention_head_dim=(4, 8, 8), use_linear_projection=True)  # as SD 2.x's
     scheduler = DDIMScheduler(**_SCHEDULE, prediction_type="v_prediction", clip_sample=False, set_alpha_to_one=False)
-    return StableDiffusionPipeline(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer,
-                                   unet=_sharpened(unet), scheduler=scheduler, safety_checker=None,
-                                   feature_extractor=None, requires_safety_checker=False)
+    pipeline_class = StableDiffusionInpaintPipeline if in_channels == INPAINT_CHANNELS else StableDiffusionPipeline
+    return pipeline_class(vae=_vae(), text_encoder=text_encoder, tokenizer=tokenizer, unet=_sharpened(unet),
+                          scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                          requires_safety_checker=False)
 
 
-def _sd_unet(width: int, **architecture: object) -> UNet2DConditionModel:
+def _sd_unet(width: int, in_channels: int, **architecture: object) -> UNet2DConditionModel:
     """SD 1.x's and SD 2.x's UNet layout (cross-attention in the upper two levels), scaled down."""
     return UNet2DConditionModel(
         sample_size=16,
+        in_channels=in_channels,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
@@ -89,13 +126,14 @@ def _sd_unet(width: int, **architecture: object) -> UNet2DConditionModel:
     )
 
 
-def _tiny_sdxl() -> StableDiffusionXLPipeline:
+def _tiny_sdxl(in_channels: int) -> StableDiffusionXLPipeline:
     tokenizer, tokenizer_2 = clip_tokenizer(), clip_tokenizer(pad_token="!")
     width, width_2, time_embedding = 32, 40, 8
     text_encoder = CLIPTextModel(_text_config(tokenizer, width, "quick_gelu"))
     text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer_2, width_2, "gelu"))
     unet = UNet2DConditionModel(
         sample_size=16,
+        in_channels=in_channels,
         block_out_channels=(32, 64, 64),
         layers_per_block=1,
         down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
@@ -111,9 +149,10 @@ def _tiny_sdxl() -> StableDiffusionXLPipeline:
         norm_num_groups=8,
     )
     scheduler = EulerDiscreteScheduler(**_SCHEDULE, timestep_spacing="leading")
-    return StableDiffusionXLPipeline(vae=_vae(), text_encoder=text_encoder, text_encoder_2=text_encoder_2,
-                                     tokenizer=tokenizer, tokenizer_2=tokenizer_2, unet=_sharpened(unet),
-                                     scheduler=scheduler, force_zeros_for_empty_prompt=True, add_watermarker=False)
+    pipeline_class = StableDiffusionXLInpaintPipeline if in_channels == INPAINT_CHANNELS else StableDiffusionXLPipeline
+    return pipeline_class(vae=_vae(), text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+                          tokenizer_2=tokenizer_2, unet=_sharpened(unet), scheduler=scheduler,
+                          force_zeros_for_empty_prompt=True, add_watermarker=False)
 
 
 def _text_config(tokenizer, width: int, activation: str) -> CLIPTextConfig:

@@ -7,6 +7,7 @@ import time
 
 from anybody.generation import defaults
 from anybody.generation.checks import check_arguments
+from anybody.generation.inputs import read_inputs
 from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
 
 
@@ -24,6 +25,36 @@ def _add_drawing(parser: argparse.ArgumentParser) -> None:
     add_library(parser)
 
 
+def _add_inputs(parser: argparse.ArgumentParser) -> None:
+    """Drawing into a given picture (inpainting, img2img) or in a given pose (ControlNet): docs/control.md."""
+    into = parser.add_argument_group("into a picture (inpainting, img2img)")
+    into.add_argument("--image", help="the picture to draw into: with --mask only the white of the mask is redrawn "
+                      "(inpainting), without it the whole picture is redrawn in part (img2img)")
+    into.add_argument("--mask", help="black and white image of the picture's shape: white = redraw, black = keep "
+                      "(every black pixel stays the picture's own)")
+    into.add_argument("--strength", type=float, help="how much is drawn anew, over 0 and at most 1 (default "
+                      f"{defaults.INPAINT_STRENGTH} with --mask, {defaults.IMG2IMG_STRENGTH} without)")
+    pose = parser.add_argument_group("in a pose or layout (ControlNet)")
+    given = pose.add_mutually_exclusive_group()
+    given.add_argument("--control", help="the control image the ControlNet reads (an edge map, a pose, a depth map)")
+    given.add_argument("--control-from", metavar="PHOTO", help="make the control image from this photo "
+                       "(see --control-kind); it is saved as control.png beside the pictures")
+    pose.add_argument("--control-kind", choices=defaults.CONTROL_KINDS, default=defaults.CONTROL_KINDS[0],
+                      help="what --control-from makes: canny = the photo's edges (default)")
+    pose.add_argument("--controlnet", help="the ControlNet: a Hub id (lllyasviel/sd-controlnet-canny), a diffusers "
+                      "folder, a .safetensors file, or tiny (random weights, for the tiny models)")
+    pose.add_argument("--control-scale", type=float, default=defaults.CONTROL_SCALE,
+                      help=f"how strongly the ControlNet steers (default {defaults.CONTROL_SCALE})")
+
+
+def _input_arguments(args: argparse.Namespace) -> dict[str, object]:
+    """The --image/--mask/--control options as `generate`'s (and `read_inputs`') keyword arguments."""
+    return {"image": args.image, "mask": args.mask, "strength": args.strength,
+            "control_image": args.control or args.control_from,
+            "control_kind": args.control_kind if args.control_from else None,
+            "controlnet": args.controlnet, "control_scale": args.control_scale}
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:
     generate = commands.add_parser("generate", help="draw learned people from a prompt")
     _add_drawing(generate)
@@ -38,6 +69,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     generate.add_argument("--scheduler", choices=("ddim", "model"), default=defaults.SCHEDULER,
                           help=f"DDIM or the model's own scheduler (default {defaults.SCHEDULER})")
     generate.add_argument("--out", help="output folder (default anybody-output/<date-time>)")
+    _add_inputs(generate)
     generate.set_defaults(run=run_generate)
 
     attention = commands.add_parser("attention", help="draw where each word of a prompt attends (one picture)")
@@ -51,13 +83,16 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run_generate(args: argparse.Namespace) -> int:
+    # Before torch and diffusers are imported: a refusal is immediate.
     check_arguments(args.prompt, args.num_images, args.steps, args.guidance, args.height, args.width, args.negative,
-                    args.batch_size)  # before torch and diffusers are imported: a refusal is immediate
+                    args.batch_size)
+    read_inputs(**_input_arguments(args), steps=args.steps)
     from anybody.generation import generate
 
     out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
     result = generate(
-        args.prompt, split_names(args.identity), args.model, num_images_per_prompt=args.num_images,
+        args.prompt, split_names(args.identity), args.model, **_input_arguments(args),
+        num_images_per_prompt=args.num_images,
         num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, negative_prompt=args.negative,
         height=args.height, width=args.width, scheduler=args.scheduler, out_dir=out, library=args.library,
         device=args.device, dtype=args.dtype, batch_size=args.batch_size,
