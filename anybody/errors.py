@@ -65,7 +65,8 @@ class Interrupted(TrainingError):
 
 def summarize(error: BaseException, limit: int = 160) -> str:
     """The reason inside a library's exception as one bounded, printable line, for "cannot be read (...)"
-    messages: parsers of hostile bytes say a lot, and torch wraps its reason in advice to unpickle anyway."""
+    messages: parsers of hostile bytes say a lot, and torch wraps its reason in advice to unpickle anyway.
+    A reason over `limit` characters is cut between two words, with "…" where the rest was."""
     text = str(error)
     if "WeightsUnpickler error:" in text:
         text = text.split("WeightsUnpickler error:", 1)[1].split("Check the documentation", 1)[0]
@@ -73,7 +74,10 @@ def summarize(error: BaseException, limit: int = 160) -> str:
     first = lines[0].split(". ")[0] if lines else ""
     if len(first) < 24:  # "101" or "" alone says nothing; the error's kind says a little
         first = f"{type(error).__name__}: {first}" if first else type(error).__name__
-    return "".join(c if c.isprintable() else "?" for c in first)[:limit]
+    printable = "".join(c if c.isprintable() else "?" for c in first)
+    if len(printable) <= limit:
+        return printable
+    return printable[:limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:(") + "…"  # cut between words, and say so
 
 
 def require_at_least(value: float, minimum: float, what: str, flag: str, example: object) -> None:

@@ -4,6 +4,11 @@ The returned object is the plain diffusers pipeline, placed on a sensible device
 bf16 or fp16 when present, Apple MPS with fp16, else CPU with fp32), with its models frozen. Every way a
 model can fail to load becomes one `ModelError` that says how to fix it.
 
+Where the model comes from is decided first, without any model library (`anybody.models.catalog.locate_model`):
+a model that cannot be had is refused there, and a Hub id whose pipeline is whole in the Hugging Face cache
+is loaded from its cached folder without asking the Hub. A folder whose weights are (some of them) only the
+fp16 variant, as `anybody models download` leaves it for a GPU, is loaded with `variant="fp16"`.
+
 Every path loads with `low_cpu_mem_usage=True` (through accelerate, a dependency): the weights go straight
 into empty modules instead of into randomly initialised ones first, which needs less peak memory and
 skips the random initialisation. HF_HUB_DISABLE_PROGRESS_BARS=1 (the CLI sets it) also hides diffusers'
@@ -12,12 +17,10 @@ own "Loading pipeline components" bar, which ignores that variable by itself.
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import re
 from pathlib import Path
-from typing import Literal
 
 import torch
 from diffusers import DiffusionPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
@@ -25,10 +28,10 @@ from diffusers.utils import logging as diffusers_logging
 from huggingface_hub.utils import are_progress_bars_disabled
 
 from anybody.errors import ModelError, UsageError, summarize
-from anybody.models.tiny import TINY_NAMES, tiny_model_folder
+from anybody.models.catalog import locate_model
+from anybody.models.pipelines import Family, family_of_encoders, folder_selection, read_index
+from anybody.models.tiny import tiny_model_folder
 
-Family = Literal["sd1", "sd2", "sdxl"]
-SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin")
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
@@ -103,47 +106,39 @@ def describe_model(pipe: DiffusionPipeline) -> str:
 
 def model_family(pipe: DiffusionPipeline) -> Family:
     """SD 1.x, SD 2.x or SDXL, read from the loaded components rather than from names."""
-    if getattr(pipe, "text_encoder_2", None) is not None:
-        return "sdxl"
-    text = pipe.text_encoder.config  # SD 2.x: OpenCLIP ViT-H (GELU, 1024 wide); SD 1.x: CLIP ViT-L (quick-GELU)
-    return "sd2" if text.hidden_act == "gelu" or text.hidden_size >= 1024 else "sd1"
+    text = pipe.text_encoder.config
+    return family_of_encoders(text.hidden_act, text.hidden_size,
+                              second_encoder=getattr(pipe, "text_encoder_2", None) is not None)
 
 
 def _load(source: str, dtype: torch.dtype, config: str | os.PathLike[str] | None, seed: int) -> DiffusionPipeline:
-    if source in TINY_NAMES:
+    located = locate_model(source)
+    if located.kind == "tiny":
         return _from_folder(tiny_model_folder(source, seed), dtype)
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return _from_folder(path, dtype)
-    if path.is_file():
-        return _from_single_file(path, dtype, config)
-    if path.suffix.lower() in SINGLE_FILE_SUFFIXES or source.startswith((".", "/", "~")):
-        raise ModelError(f"The model file {source} does not exist", "Check the path, or pass a Hub id such as "
-                         "CompVis/stable-diffusion-v1-4")
+    if located.kind == "folder":
+        return _from_folder(located.path, dtype)
+    if located.kind == "cache":
+        return _from_folder(located.path, dtype, f"The model {source} (cached in {located.path})")
+    if located.kind == "file":
+        return _from_single_file(located.path, dtype, config)
     return _from_hub(source, dtype)
 
 
-def _from_folder(folder: Path, dtype: torch.dtype) -> DiffusionPipeline:
-    index = folder / "model_index.json"
-    if not index.is_file():
-        raise ModelError(
-            f"The folder {folder} is not a diffusers model (it has no model_index.json)",
-            "Pass the folder that holds model_index.json, a single .safetensors/.ckpt file, or a Hub id",
-        )
+def _from_folder(folder: Path, dtype: torch.dtype, label: str | None = None) -> DiffusionPipeline:
     try:
-        components = json.loads(index.read_text())
+        components = read_index(folder) or {}
         # SD 1.x/2.x folders may name a safety checker (not loaded: anybody draws what the prompt asks).
         extra = {"safety_checker": None, "requires_safety_checker": False} if "safety_checker" in components else {}
-        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=True, **extra)
+        variant = folder_selection(folder, components, half=dtype in (torch.float16, torch.bfloat16)).variant
+        return DiffusionPipeline.from_pretrained(folder, torch_dtype=dtype, low_cpu_mem_usage=True, variant=variant,
+                                                 **extra)
     except (OSError, ValueError, KeyError, RuntimeError) as error:
-        raise ModelError(f"The diffusers folder {folder} could not be loaded ({summarize(error, limit=200)})",
+        raise ModelError(f"{label or f'The diffusers folder {folder}'} could not be loaded "
+                         f"({summarize(error, limit=200)})",
                          "Check that every component folder is complete, or download the model again") from error
 
 
 def _from_single_file(path: Path, dtype: torch.dtype, config: str | os.PathLike[str] | None) -> DiffusionPipeline:
-    if path.suffix.lower() not in SINGLE_FILE_SUFFIXES:
-        raise ModelError(f"{path} is not a model file anybody can read",
-                         "Pass a .safetensors or .ckpt checkpoint, a diffusers folder, or a Hub id")
     pipeline_class = StableDiffusionXLPipeline if _looks_like_sdxl(path) else StableDiffusionPipeline
     try:
         return pipeline_class.from_single_file(
@@ -196,9 +191,8 @@ def _from_hub(repo_id: str, dtype: torch.dtype) -> DiffusionPipeline:
                                                  safety_checker=None, requires_safety_checker=False)
     except Exception as error:
         raise ModelError(
-            f"The model {repo_id!r} is neither a local path nor available from the Hugging Face Hub here "
-            f"({summarize(error, limit=200)})",
-            f"Download it where you are online (huggingface-cli download {repo_id}) and run again, or pass "
+            f"The model {repo_id} could not be loaded from the Hugging Face Hub ({summarize(error, limit=300)})",
+            f"Download it with anybody models download {repo_id} (or hf download {repo_id}) and run again, or pass "
             "a local diffusers folder or .safetensors file, or --model tiny",
         ) from error
 

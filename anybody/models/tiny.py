@@ -41,11 +41,10 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from anybody import settings
 from anybody.errors import UsageError
+from anybody.models.catalog import INPAINT_SUFFIX, TINY_NAMES
 from anybody.models.tokenizer import MAX_LENGTH, clip_tokenizer
 from anybody.storage import atomic_folder
 
-TINY_NAMES = ("tiny", "tiny-sd2", "tiny-sdxl", "tiny-inpaint", "tiny-sd2-inpaint", "tiny-sdxl-inpaint")
-INPAINT_SUFFIX = "-inpaint"
 LATENT_CHANNELS = 4
 INPAINT_CHANNELS = 9  # the latents, the mask, the masked picture's latents
 BUILD_VERSION = 1  # bump when a recipe below changes, so caches are rebuilt

@@ -14,6 +14,7 @@ its sub-commands and sets `run` on them:
     evaluate.py  evaluate       every method on the same photos and prompts, scored, with a report
     demo.py      demo           the whole path on the built-in tiny model
     ui.py        ui             the local web app (Gradio): learn, draw and manage identities in a browser
+    models.py    models         the models this machine can use; models download fetches one from the Hub
 
 Modules import model libraries only inside `run`, so `--help` and argument errors are quick. Every problem
 a user can cause is an `AnybodyError`, printed as one line ("error: what. fix.") with exit code 2; so is a
@@ -35,7 +36,7 @@ from anybody import settings
 from anybody.errors import AnybodyError, Interrupted, out_of_memory
 from anybody.version import __version__
 
-COMMAND_MODULES = ("learn", "batch", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui")
+COMMAND_MODULES = ("learn", "batch", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui", "models")
 log = logging.getLogger("anybody")
 
 
