@@ -3,5 +3,6 @@ the command line. Gradio is imported only by `app.py` and `server.py`, never whe
 
     studio.py   what the app does, without the web (testable alone)
     app.py      the Gradio page: three tabs, each event one call of the studio, also Gradio's API
-    server.py   offline settings, the address to listen on, the upload folder, launching and stopping
+    limits.py   what the app accepts: every number's bounds, the choices, text and uploads (page and API alike)
+    server.py   offline settings, the address and password, the upload folder, launching and stopping
 """

@@ -31,6 +31,7 @@ from anybody.errors import AnybodyError, Interrupted, UsageError, out_of_memory
 from anybody.generation import defaults
 from anybody.identity.formats import FORMATS
 from anybody.interfaces.cli.demo import SAMPLE_PHOTO
+from anybody.interfaces.web import limits
 from anybody.interfaces.web.studio import RESUME, START_OVER, Studio, learning_steps, method_choices
 from anybody.methods import DEFAULT_METHOD
 
@@ -135,7 +136,7 @@ class Events:
         """The photo with every face numbered, the aligned crop of the chosen one, and the face choices."""
         if not photo:
             return None, None, gr.update(choices=[], value=None, interactive=False), ""
-        preview = self.studio.preview(photo, None if face is None else int(face))
+        preview = self.studio.preview(photo, face)
         choices = [(f"{index}: {size} px{' (largest)' if index == 0 else ''}", index)
                    for index, size in enumerate(preview.sizes)]
         note = "" if len(choices) == 1 else (
@@ -167,13 +168,12 @@ class Events:
 
         def work() -> None:
             try:
-                outcome["identity"] = self.studio.learn(photo, name, method, int(steps),
-                                                        None if face is None else int(face),
+                outcome["identity"] = self.studio.learn(photo, name, method, steps, face,
                                                         if_interrupted=if_interrupted or RESUME, callback=callback)
             except BaseException as error:  # handed to the page below
                 outcome["error"] = error
 
-        total = int(steps)
+        total = limits.LEARN_STEPS.check(steps)  # for the bar; the studio checks every argument
         resuming = (if_interrupted or RESUME) == RESUME and self.studio.interrupted(name or "")
         thread = threading.Thread(target=work, name="anybody-learn", daemon=True)
         thread.start()
@@ -222,17 +222,15 @@ class Events:
     def draw(self, prompt: str, identities: list[str] | None, negative_prompt: str, seed: int, steps: int,
              guidance: float, width: int | None, height: int | None, count: int) -> tuple[list, list[str]]:
         """Draw the identities from a prompt; the gallery and the PNG files (with their text chunks)."""
-        result = self.studio.draw(prompt, identities or [], negative_prompt=negative_prompt, seed=int(seed),
-                                  steps=int(steps), guidance=float(guidance), width=_size(width),
-                                  height=_size(height), count=int(count))
+        result = self.studio.draw(prompt, identities or [], negative_prompt=negative_prompt, seed=seed, steps=steps,
+                                  guidance=guidance, width=width, height=height, count=count)
         paths = [str(path) for path in result.paths]
         return [(path, f"seed {seed}") for path, seed in zip(paths, result.seeds)], paths
 
     @shown_to_user
     def attention(self, prompt: str, identities: list[str] | None, seed: int, steps: int, guidance: float) -> str:
         """One picture and where each word of the prompt attends."""
-        return str(self.studio.attention(prompt, identities or [], seed=int(seed), steps=int(steps),
-                                         guidance=float(guidance)))
+        return str(self.studio.attention(prompt, identities or [], seed=seed, steps=steps, guidance=guidance))
 
     def chosen_identities(self, identities: list[str] | None, prompt: str) -> tuple:
         """Suggest a prompt naming the chosen identities; offer the attention view for SeFi-IDE ones."""
@@ -435,9 +433,3 @@ def _identities_tab(events: Events) -> tuple[gr.Tab, gr.Dataframe, gr.Dropdown, 
     imported = import_button.click(events.import_file, inputs=[import_file_input, import_name],
                                    outputs=library_status, api_name="import", **MODEL_JOB)
     return tab, table, chosen, [removed, imported]
-
-
-def _size(value: float | None) -> int | None:
-    """A size of 0 (or none) means the model's own."""
-    return None if value in (None, "", 0) else int(value)
-

@@ -9,9 +9,13 @@ can be used and tested without Gradio. Nothing here learns or draws by itself: `
   one line at the terminal), and kept. A lock makes sure one job at a time uses it, whoever calls.
 - Uploads and exports live in `work` (a temporary folder the caller removes); drawings go to `out`,
   one folder per request, as `anybody generate` writes them.
-- Identities learned here keep their aligned face, small, in the library's hidden `.faces/NAME.png`,
-  tagged with the identity file's checksum: it is shown only beside the very file it was made with, so an
-  identity learned again elsewhere, or replaced, never shows a stale face.
+- Every argument is checked here, whoever sent it (the page, `gradio_client`, any HTTP client that reaches
+  the port), against what the page offers (`limits.py`): an identity is a name of the app's library, never
+  a path, so no file outside the library is ever opened, exported or removed; numbers are within the
+  page's bounds; choices among the page's; uploads within the size limit. A refusal is an AnybodyError
+  worded for the page (its fields and buttons, never a command-line flag).
+- The face shown for an identity is the thumbnail its file keeps (learning writes it, wherever it ran);
+  imported and mixed identities have none, and say which.
 """
 
 from __future__ import annotations
@@ -28,19 +32,20 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
-from anybody.errors import AnybodyError
-from anybody.identity import Identity, library_names, require_free, validate_name
+from anybody.errors import AnybodyError, IdentityError, UsageError
+from anybody.identity import Identity, identity_path, library_names, validate_name
+from anybody.identity.library import library_file
 from anybody.interfaces.cli.options import BUILT_IN_MODELS
+from anybody.interfaces.web import limits
 from anybody.learning.config import LearnConfig
 from anybody.learning.names import checkpoint_path
 from anybody.methods import METHODS
 
-FACE_FOLDER = ".faces"
-FACE_SIDE = 160  # px of the reference face kept beside an identity (a table thumbnail, not a photo)
-CHECKSUM_CHUNK = "identity_sha256"
 RESUME, START_OVER = "resume", "start over"  # what to do with an interrupted run's checkpoint
+IMPORTED, MIXED, NO_FACE_KEPT, UNREADABLE = "imported", "mixed", "no face kept", "unreadable"
+"""What the library shows in place of a face: an imported embedding or a mix has none; an identity learned
+before identity files kept a thumbnail, or a file that cannot be read, shows none."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,8 @@ class Entry:
     family: str = ""
     created: str = ""
     note: str = ""  # why it cannot be drawn with the app's model, or why it cannot be read
-    face: Image.Image | None = None  # the reference face, for identities learned in the app
+    face: Image.Image | None = None  # the face it was learned from (the file's thumbnail)
+    face_placeholder: str = ""  # without a face, the word to show instead: IMPORTED, MIXED, NO_FACE_KEPT, UNREADABLE
 
 
 class Studio:
@@ -71,11 +77,12 @@ class Studio:
 
     def __init__(self, model: str, *, work: str | os.PathLike[str], out: str | os.PathLike[str],
                  library: str | os.PathLike[str] | None = None, device: str | None = None,
-                 dtype: str | None = None, pipe: Any = None) -> None:
+                 dtype: str | None = None, pipe: Any = None, max_upload_mb: float = limits.MAX_UPLOAD_MB) -> None:
         self.model = model
         self.work = Path(work)
         self.out = Path(out)
         self.library = library
+        self.max_upload_mb = max_upload_mb  # the page's upload limit (Gradio's), checked here for every caller
         self.device, self.dtype = device, dtype
         self._pipe = pipe
         self._vocabulary: dict[str, tuple[Any, int]] | None = None  # each encoder's tokenizer as loaded
@@ -128,9 +135,12 @@ class Studio:
         from anybody.face import align_face, choose_face, find_faces, get_face_encoder, load_photo
         from anybody.face.preview import annotate, side_by_side
 
-        image = load_photo(photo)
+        index = self._face_index(face_index)
+        image = load_photo(self._upload(photo, "photo"))
         faces = find_faces(image)
-        face = choose_face(faces, face_index)
+        if faces and index is not None:
+            limits.check_face(index, len(faces))
+        face = choose_face(faces, index)
         chosen = faces.index(face)
         crop = get_face_encoder("dlib").crop(image, face)
         return FacePreview(annotated=annotate(image, faces, chosen), sizes=[found.size for found in faces],
@@ -144,69 +154,87 @@ class Studio:
             return False
 
     def learn(self, photo: str | os.PathLike[str], name: str, method: str, steps: int,
-              face_index: int | None = None, *, if_interrupted: str = RESUME,
+              face_index: int | None = None, *, if_interrupted: str = RESUME, replace: bool = False,
               callback: Callable[[int, float], None] | None = None) -> Identity:
-        """Learn `name` from one photo on the app's model, as `anybody learn` does, and keep its face.
+        """Learn `name` from one photo on the app's model, as `anybody learn` does (its file keeps the face).
 
         An interrupted run of the same name is resumed (`if_interrupted="resume"`) or discarded ("start
-        over"). `callback(step, loss)` is `learn`'s: raising KeyboardInterrupt from it stops learning with
-        the checkpoint kept (`Interrupted`).
+        over"); a name the library has is refused unless `replace`. `callback(step, loss)` is `learn`'s:
+        raising KeyboardInterrupt from it stops learning with the checkpoint kept (`Interrupted`).
         """
-        from anybody.face import load_photo
+        from anybody.face import find_faces, load_photo
         from anybody.learning import check_names, learn
 
-        if if_interrupted not in (RESUME, START_OVER):
-            raise ValueError(f"if_interrupted must be {RESUME!r} or {START_OVER!r}, not {if_interrupted!r}")
-        config = LearnConfig.for_method(method, steps=steps, face_index=face_index)
+        name = _checked_name(name)
+        method = limits.check_choice(method, list(METHODS), "Method")
+        steps = limits.LEARN_STEPS.check(steps)
+        if_interrupted = limits.check_choice(if_interrupted, [RESUME, START_OVER], "An interrupted run")
+        index = self._face_index(face_index)
+        image = load_photo(self._upload(photo, "photo"))  # a bad file is refused before the model is touched
+        if index:  # face 0 is there whenever any face is; another is looked for in the photo
+            limits.check_face(index, len(find_faces(image)))
+        config = LearnConfig.for_method(method, steps=steps, face_index=index)
         config.check()
         resume = if_interrupted == RESUME and self.interrupted(name)
         restart = if_interrupted == START_OVER
-        names = check_names([photo], [name], config, self.library, resume=resume, restart=restart)
-        load_photo(photo)  # a bad file is refused before the model is touched
+        if not (replace or resume):
+            self._require_free(name, "learn it again")
+        names = check_names([photo], [name], config, self.library, resume=resume, restart=restart, replace=replace)
         with self._model_lock:
             identity = learn([photo], names, self._plain_pipe(), config, library=self.library, resume=resume,
-                             restart=restart, callback=callback, progress=False)[0]
-        saved = Identity.load(identity.path)  # as read back: with the checksum the file was sealed with
-        self._keep_face(saved, photo, config.face_index)
-        return saved
+                             restart=restart, replace=replace, callback=callback, progress=False)[0]
+        return Identity.load(identity.path)  # as read back: with the checksum the file was sealed with
 
-    def _keep_face(self, identity: Identity, photo: str | os.PathLike[str], face_index: int | None) -> None:
-        from anybody.face import align_face, choose_face, find_faces, load_photo
-        from anybody.storage import write_with
+    def _upload(self, path: object, what: str) -> Path:
+        return limits.check_upload(path, what, self.max_upload_mb)
 
-        image = load_photo(photo)
-        face = align_face(image, choose_face(find_faces(image), face_index), FACE_SIDE)
-        info = PngInfo()
-        info.add_text(CHECKSUM_CHUNK, _checksum(identity))
-        write_with(self._face_path(identity.name), lambda stream: face.save(stream, format="PNG", pnginfo=info))
+    @staticmethod
+    def _face_index(face_index: object) -> int | None:
+        """None (the largest face), or a face number within the page's bound."""
+        return None if face_index is None else int(limits.FACE.check(face_index))
 
-    def _face_path(self, name: str) -> Path:
-        from anybody import settings
+    def _require_free(self, name: str, again: str) -> None:
+        """Refuse a name the library has, in the page's words (its Replace box, not --replace)."""
+        if identity_path(name, self.library).exists():
+            raise IdentityError(f"The library already has an identity called {name}",
+                                f"Choose another name (e.g. {name}_2), or tick Replace to {again}")
 
-        return settings.library_folder(self.library) / FACE_FOLDER / f"{validate_name(name)}.png"
+    def _identity(self, name: object) -> Identity:
+        """The identity called `name` in the app's library. Only a name: a path, or anything else, is refused
+        by the name rules, so no request reaches a file outside the library."""
+        return Identity.load(self._library_file(name))
 
-    def face_of(self, identity: Identity) -> Image.Image | None:
-        """The face the identity was learned from in this app, if its file is still the one learned then."""
-        path = self._face_path(identity.name)
-        if not path.is_file():
-            return None
-        with Image.open(path) as picture:
-            if picture.text.get(CHECKSUM_CHUNK) != _checksum(identity):
-                return None
-            return picture.convert("RGB")
+    def _library_file(self, name: object) -> Path:
+        return library_file(_checked_name(name), self.library, "Choose one in the list (it may have been removed)")
+
+    def _identities(self, names: object) -> list[Identity]:
+        if names is None:
+            return []
+        if not isinstance(names, (list, tuple)) or len(names) > limits.MAX_IDENTITIES:
+            raise UsageError(f"Identities must be a list of at most {limits.MAX_IDENTITIES} names of the library",
+                             "Choose them in Identities")
+        return [self._identity(name) for name in names]
 
     # --- draw --------------------------------------------------------------------------------------
 
     def draw(self, prompt: str, names: Sequence[str], *, negative_prompt: str | None, seed: int, steps: int,
              guidance: float, width: int | None, height: int | None, count: int) -> Any:
         """Draw as `anybody generate` does, into a new folder under `out`: the same PNGs, text chunks and
-        contact sheet. Returns the `GenerationResult` (its `paths` are the PNG files)."""
+        contact sheet. A width or height of 0 (or None) is the model's own. Returns the `GenerationResult`
+        (its `paths` are the PNG files)."""
         from anybody.generation import generate
 
+        prompt = limits.check_text(prompt, "Prompt")
+        negative_prompt = limits.check_text(negative_prompt, "Negative prompt")
+        count, seed = limits.IMAGES.check(count), limits.SEED.check(seed)
+        steps, guidance = limits.DRAW_STEPS.check(steps), limits.GUIDANCE.check(guidance)
+        width = None if width is None else limits.WIDTH.check(width) or None
+        height = None if height is None else limits.HEIGHT.check(height) or None
+        identities = self._identities(names)
         with self._model_lock:
             folder = self._new_folder()
             try:
-                return generate(prompt, list(names), self._plain_pipe(), num_images_per_prompt=count,
+                return generate(prompt, identities, self._plain_pipe(), num_images_per_prompt=count,
                                 num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                                 negative_prompt=negative_prompt or None, width=width, height=height,
                                 out_dir=folder, library=self.library)
@@ -217,11 +245,14 @@ class Studio:
         """One picture and, for every word, where its cross-attention went (`anybody attention`)."""
         from anybody.generation import attention_map
 
+        prompt = limits.check_text(prompt, "Prompt")
+        seed, steps, guidance = limits.SEED.check(seed), limits.DRAW_STEPS.check(steps), limits.GUIDANCE.check(guidance)
+        identities = self._identities(names)
         with self._model_lock:
             folder = self._new_folder()
             try:
                 folder.mkdir(parents=True)
-                return attention_map(prompt, list(names), self._plain_pipe(), out=folder / "attention.png", seed=seed,
+                return attention_map(prompt, identities, self._plain_pipe(), out=folder / "attention.png", seed=seed,
                                      num_inference_steps=steps, guidance_scale=guidance, library=self.library)
             finally:
                 self._after_drawing(folder)
@@ -251,9 +282,9 @@ class Studio:
         entries = []
         for name in library_names(self.library):
             try:
-                identity = Identity.load(name, self.library)
+                identity = self._identity(name)
             except AnybodyError as error:
-                entries.append(Entry(name, method="unreadable", note=error.problem))
+                entries.append(Entry(name, method="unreadable", note=error.problem, face_placeholder=UNREADABLE))
                 continue
             note = ""
             if self._pipe is not None:
@@ -261,18 +292,20 @@ class Studio:
                     check_fits(identity, self._pipe)
                 except AnybodyError as error:
                     note = f"does not fit {self.model}: {error.problem}"
+            face = identity.face_picture()
             entries.append(Entry(name, identity.method, identity.base_model,
                                  str(identity.metadata.get("family", "unknown")),
-                                 str(identity.metadata.get("created", ""))[:10], note, self.face_of(identity)))
+                                 str(identity.metadata.get("created", ""))[:10], note, face,
+                                 "" if face is not None else _placeholder(identity)))
         return entries
 
     def stages_of(self, name: str) -> int:
         """How many denoising stages the identity has its own tokens for (SeFi-IDE; 0 for the others)."""
-        return Identity.load(name, self.library).stages
+        return self._identity(name).stages
 
     def details(self, name: str) -> dict[str, object]:
         """What `anybody identities show NAME` prints, as a dict."""
-        identity = Identity.load(name, self.library)
+        identity = self._identity(name)
         shown: dict[str, object] = {"name": identity.name, "file": str(identity.path),
                                     "bytes": identity.path.stat().st_size if identity.path else None}
         for encoder, embeddings in identity.encoder_embeddings.items():
@@ -287,10 +320,11 @@ class Studio:
     def export(self, name: str, format: str) -> tuple[Path, str]:
         """The identity in one of `FORMATS`, in a new folder of `work`, and how to use it there. A folder
         export (SDXL for diffusers) comes zipped, so that it is one download."""
-        from anybody.identity.formats import default_token, export_path, prompt_hint
+        from anybody.identity.formats import FORMATS, default_token, export_path, prompt_hint
         from anybody.identity.writers import export_identity
 
-        identity = Identity.load(name, self.library)
+        format = limits.check_choice(format, list(FORMATS), "Export format")
+        identity = self._identity(name)
         folder = Path(tempfile.mkdtemp(prefix="export-", dir=self.work))
         path = export_identity(identity, format, export_path(identity, format, folder))
         hint = prompt_hint(format, path, token=default_token(identity.name), vectors=identity.token_count)
@@ -298,13 +332,15 @@ class Studio:
             return Path(shutil.make_archive(str(path), "zip", root_dir=path)), hint
         return path, hint
 
-    def import_embedding(self, file: str | os.PathLike[str], name: str) -> Identity:
+    def import_embedding(self, file: str | os.PathLike[str], name: str, *, replace: bool = False) -> Identity:
         """Add a textual-inversion embedding under `name`, as `anybody import FILE --name NAME --model M` does
-        with the app's model (its width checked)."""
+        with the app's model (its width checked); a name the library has is refused unless `replace`."""
         from anybody.identity.readers import import_embedding
 
-        checked = validate_name(name)
-        require_free([checked], self.library, learning=False)
+        checked = _checked_name(name)
+        file = self._upload(file, "embedding file")
+        if not replace:
+            self._require_free(checked, "replace it")
         with self._model_lock:
             widths = {key: encoder.get_input_embeddings().weight.shape[1]
                       for key, _, encoder in _text_encoders(self.pipe)}
@@ -314,11 +350,8 @@ class Studio:
         return identity
 
     def remove(self, name: str) -> None:
-        """Delete the identity's file (and the face kept for it)."""
-        identity = Identity.load(name, self.library)
-        if identity.path is not None:
-            identity.path.unlink()
-        self._face_path(identity.name).unlink(missing_ok=True)
+        """Delete the identity's file from the library (one that cannot be read too: it is not opened)."""
+        self._library_file(name).unlink()
 
 
 def _text_encoders(pipe: Any) -> list[tuple[str, Any, Any]]:
@@ -327,9 +360,18 @@ def _text_encoders(pipe: Any) -> list[tuple[str, Any, Any]]:
     return text_encoders(pipe)
 
 
-def _checksum(identity: Identity) -> str:
-    """What ties a kept face to one identity file: its checksum, or for a file without one its creation time."""
-    return str(identity.metadata.get("sha256") or identity.metadata.get("created") or identity.name)
+def _checked_name(name: object) -> str:
+    """The name rules of `validate_name`, with the page's words for a missing name (not the --name flag)."""
+    if not isinstance(name, str) or not name.strip():
+        raise IdentityError("The identity name is empty", "Type a short name, such as alice")
+    return validate_name(name)
+
+
+def _placeholder(identity: Identity) -> str:
+    """What the library shows for an identity whose file keeps no face."""
+    if identity.method == "imported":
+        return IMPORTED
+    return MIXED if "mixed_from" in identity.metadata else NO_FACE_KEPT
 
 
 def learning_steps(method: str) -> int:

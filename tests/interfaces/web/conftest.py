@@ -69,7 +69,8 @@ def studio(web_work: Path, tmp_path_factory: pytest.TempPathFactory):
     from anybody.interfaces.web.studio import Studio
 
     root = tmp_path_factory.mktemp("web")
-    return Studio("tiny", work=web_work, out=root / "out", library=root / "library", device="cpu")
+    return Studio("tiny", work=web_work, out=root / "out", library=root / "library", device="cpu",
+                  max_upload_mb=UPLOAD_LIMIT_MB)
 
 
 @pytest.fixture(scope="package")
@@ -78,7 +79,7 @@ def app_url(studio) -> Iterator[str]:
     from anybody.interfaces.web.server import LOOPBACK, running_app
 
     port = free_port()
-    with running_app(studio, LOOPBACK, port, UPLOAD_LIMIT_MB):
+    with running_app(studio, LOOPBACK, port):
         yield f"http://{LOOPBACK}:{port}/"
 
 

@@ -27,7 +27,9 @@ def test_a_script_learns_and_draws(client, studio, photos: Path):
     progress, status = client.predict(handle_file(str(photos / "sample_face.jpg")), 0, "cyd", "celeb-basis", 12,
                                       "resume", api_name="/learn")
     assert "Learned **cyd**" in status and "step 12 / 12" in progress
-    assert "cyd.safetensors" in library_files(studio) and ".faces/cyd.png" in library_files(studio)
+    assert "cyd.safetensors" in library_files(studio)
+    (entry,) = [entry for entry in studio.entries() if entry.name == "cyd"]
+    assert entry.face.size == (96, 96) and not entry.face_placeholder  # learned through the API: its face shows
 
     gallery, files = client.predict("a photo of cyd on the moon", ["cyd"], "blurry", 7, 2, 7.5, 0, 0, 2,
                                     api_name="/draw")

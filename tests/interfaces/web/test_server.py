@@ -117,17 +117,83 @@ def test_the_host_is_loopback_unless_shared_on_purpose():
         server.choose_host("192.168.1.5", share_on_network=False)
 
 
-def test_sharing_on_the_network_binds_every_interface_and_warns(monkeypatch, capsys):
+def test_sharing_on_the_network_binds_every_interface_with_a_password_and_warns(monkeypatch, capsys):
     served = {}
     monkeypatch.setattr(server, "serve", lambda model, **options: served.update(model=model, **options))
     monkeypatch.delenv("ANYBODY_MODEL", raising=False)
-    assert main(["ui", "--share-on-network", "--port", str(free_port())]) == 0
-    assert served["host"] == "0.0.0.0" and served["model"] == "tiny"
-    assert "WARNING: listening on 0.0.0.0: every machine that can reach port" in capsys.readouterr().err
+    monkeypatch.delenv(server.AUTH_ENVIRONMENT, raising=False)
+    assert main(["ui", "--share-on-network", "--auth", "ann:pass:word", "--port", str(free_port())]) == 0
+    assert served["host"] == "0.0.0.0" and served["model"] == "tiny" and served["auth"] == ("ann", "pass:word")
+    err = capsys.readouterr().err
+    assert "WARNING: listening on 0.0.0.0: every machine that can reach port" in err and "pass:word" not in err
     monkeypatch.setenv("ANYBODY_MODEL", "tiny-sd2")
     assert main(["ui", "--port", str(free_port())]) == 0
-    assert served["host"] == "127.0.0.1" and served["model"] == "tiny-sd2"
+    assert served["host"] == "127.0.0.1" and served["model"] == "tiny-sd2" and served["auth"] is None
     assert "WARNING" not in capsys.readouterr().err
+
+
+def test_the_password_comes_from_the_environment_and_works_on_loopback_too(monkeypatch, capsys):
+    served = {}
+    monkeypatch.setattr(server, "serve", lambda model, **options: served.update(options))
+    monkeypatch.setenv(server.AUTH_ENVIRONMENT, "bea:from-the-environment")
+    assert main(["ui", "--port", str(free_port())]) == 0
+    assert served["host"] == "127.0.0.1" and served["auth"] == ("bea", "from-the-environment")
+    assert main(["ui", "--auth", "cyd:given", "--port", str(free_port())]) == 0
+    assert served["auth"] == ("cyd", "given"), "--auth wins over the environment"
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--share-on-network"], "error: Listening on 0.0.0.0 without a password would let anyone who reaches the port "
+                             "use the app and remove every identity. Add --auth USER:PASSWORD (or set "
+                             "ANYBODY_UI_AUTH), or leave out --share-on-network and --host."),
+    (["--host", "10.0.0.7", "--share-on-network"], "error: Listening on 10.0.0.7 without a password"),
+    (["--auth", "ann"], "error: The password must be given as USER:PASSWORD, with neither empty (the ':' is "
+                        "missing). Pass --auth alice:a-long-password, or set ANYBODY_UI_AUTH=alice:a-long-password."),
+    (["--auth", ":secret"], "(the user name is missing)"),
+    (["--auth", "ann:"], "(the password is missing)"),
+    (["--auth", ""], "(the ':' is missing)"),
+], ids=["share without auth", "another host without auth", "no colon", "no user", "no password", "empty"])
+def test_a_missing_or_malformed_password_is_one_line(monkeypatch, capsys, argv: list[str], line: str):
+    monkeypatch.delenv(server.AUTH_ENVIRONMENT, raising=False)
+    monkeypatch.setattr(server, "serve", lambda model, **options: pytest.fail("served without a good password"))
+    assert main(["ui", *argv, "--port", str(free_port())]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and line in err and "secret" not in err
+
+
+def test_the_password_is_checked_before_gradio_is_imported(tmp_path: Path):
+    code = ("import sys; from anybody.interfaces.cli import main; code = main(['ui', '--share-on-network']); "
+            "print(code, 'gradio' in sys.modules)")
+    environment = {key: value for key, value in os.environ.items() if key != server.AUTH_ENVIRONMENT}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
+                            env=environment)
+    assert result.stdout.split() == ["2", "False"] and "without a password" in result.stderr
+
+
+def test_upload_folders_whose_process_is_gone_are_removed(tmp_path: Path):
+    """A killed app cannot clean up: the next start removes its folder, by the process number it holds."""
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a real process, ended and reaped: its number names no process now
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        folders = {}
+        for label, owner in (("dead", ended.pid), ("mine", os.getpid()), ("live", live.pid), ("unowned", None),
+                             ("garbled", "12ab")):
+            folders[label] = tmp_path / f"{server.WORK_PREFIX}{label}"
+            (folders[label] / "upload").mkdir(parents=True)
+            (folders[label] / "upload" / "me.jpg").write_bytes(b"a photo")
+            if owner is not None:
+                (folders[label] / server.OWNER_FILE).write_text(str(owner))
+        (tmp_path / "other-dead").mkdir()
+        (tmp_path / "other-dead" / server.OWNER_FILE).write_text(str(ended.pid))
+        (tmp_path / f"{server.WORK_PREFIX}link").symlink_to(folders["dead"])
+        assert server.remove_abandoned_work(tmp_path) == [folders["dead"]]
+        kept = ["mine", "live", "unowned", "garbled", "link"]
+        assert sorted(path.name for path in tmp_path.iterdir()) == sorted(
+            ["other-dead", *(f"{server.WORK_PREFIX}{label}" for label in kept)])
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_a_port_in_use_is_one_line_before_anything_loads(capsys):
