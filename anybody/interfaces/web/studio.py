@@ -218,10 +218,12 @@ class Studio:
     # --- draw --------------------------------------------------------------------------------------
 
     def draw(self, prompt: str, names: Sequence[str], *, negative_prompt: str | None, seed: int, steps: int,
-             guidance: float, width: int | None, height: int | None, count: int) -> Any:
+             guidance: float, width: int | None, height: int | None, count: int,
+             on_step: Callable[[int, int, int], bool] | None = None) -> Any:
         """Draw as `anybody generate` does, into a new folder under `out`: the same PNGs, text chunks and
         contact sheet. A width or height of 0 (or None) is the model's own. Returns the `GenerationResult`
-        (its `paths` are the PNG files)."""
+        (its `paths` are the PNG files). The images are drawn one at a time, so that `on_step` (generate's:
+        image, step, steps; True stops) sees each and a stop keeps every image finished before it."""
         from anybody.generation import generate
 
         prompt = limits.check_text(prompt, "Prompt")
@@ -237,7 +239,7 @@ class Studio:
                 return generate(prompt, identities, self._plain_pipe(), num_images_per_prompt=count,
                                 num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                                 negative_prompt=negative_prompt or None, width=width, height=height,
-                                out_dir=folder, library=self.library)
+                                out_dir=folder, library=self.library, batch_size=1, on_step=on_step, progress=False)
             finally:
                 self._after_drawing(folder)
 

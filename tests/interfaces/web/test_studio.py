@@ -100,3 +100,18 @@ def test_every_identity_shows_the_face_it_was_learned_from_or_says_why_not(web_w
     assert {name: (entry.face, entry.face_placeholder) for name, entry in entries.items() if name != "ada"} == {
         "imp": (None, IMPORTED), "bea_cat": (None, MIXED), "bea": (None, NO_FACE_KEPT), "cat": (None, NO_FACE_KEPT),
         "junk": (None, UNREADABLE)}
+
+
+@pytest.mark.slow
+def test_a_drawing_reports_every_step_and_a_stop_keeps_the_images_finished(studio):
+    bad_files.identity("hal").save(library=studio.library)
+    seen = []
+
+    def stop_in_the_second_image(image: int, step: int, steps: int) -> bool:
+        seen.append((image, step, steps))
+        return image == 1
+
+    result = studio.draw("a photo of hal", ["hal"], negative_prompt="", seed=4, steps=2, guidance=7.5, width=None,
+                         height=None, count=3, on_step=stop_in_the_second_image)
+    assert seen == [(0, 1, 2), (0, 2, 2), (1, 1, 2)]
+    assert result.stopped and result.seeds == [4] and [path.name for path in result.paths] == ["00-seed4.png"]
