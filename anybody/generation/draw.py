@@ -62,12 +62,14 @@ def apply(pipe: DiffusionPipeline, identities: Identity | Sequence[Identity]) ->
             embeddings = identity.encoder_embeddings[encoder_name]
             install_tokens(tokenizer, encoder, token_strings(identity.name, identity.token_count), embeddings)
     staged = [identity for identity in identities if identity.stages]
+    previous = getattr(pipe, "anybody_stage_switch", None)
+    if previous is not None:  # identities installed before stay staged, unless installed again now
+        previous.remove()
+        pipe.anybody_stage_switch = None
+        names = {identity.name for identity in identities}
+        kept = {i.name: i for i in previous.identities if i.name not in names}
+        staged = list({**kept, **{i.name: i for i in staged}}.values())
     if staged:
-        previous = getattr(pipe, "anybody_stage_switch", None)
-        if previous is not None:
-            previous.remove()
-            kept = {i.name: i for i in previous.identities}
-            staged = list({**kept, **{i.name: i for i in staged}}.values())
         if len({identity.stages for identity in staged}) > 1:
             raise IdentityError("These identities were learned with different numbers of stages",
                                 "Learn them with the same --stages")
