@@ -61,16 +61,11 @@ def download_pipeline(repo_id: str, *, revision: str | None = None, dtype: str |
                          "HF_HUB_OFFLINE unset); anybody then finds it in the Hugging Face cache (HF_HUB_CACHE) "
                          "without a network") from None
     filenames = [sibling.rfilename for sibling in info.siblings or []]
-    if INDEX not in filenames:
-        raise not_a_pipeline(repo_id)
     try:
-        index = read_json(Path(hf_hub_download(repo_id, INDEX, revision=info.sha, cache_dir=hub_cache()))) or {}
-        kind = pipeline_kind(index)
-        if kind is None:
-            raise ModelError(f"{repo_id} is a {index.get('_class_name', 'pipeline of unknown kind')}, not a Stable "
-                             "Diffusion text-to-image or inpainting pipeline: anybody cannot use it",
-                             "Download a Stable Diffusion 1.x, 2.x or XL pipeline, such as "
-                             f"{settings.DEFAULT_MODEL} (hf download {repo_id} fetches this one anyway)")
+        index = None
+        if INDEX in filenames:
+            index = read_json(Path(hf_hub_download(repo_id, INDEX, revision=info.sha, cache_dir=hub_cache())))
+        kind = require_usable(repo_id, index)
         selection = pipeline_files(filenames, index, half=runs_in_half(dtype))
         if selection.missing:
             raise ModelError(f"{repo_id} lacks files a pipeline needs ({', '.join(selection.missing)})",
@@ -91,6 +86,20 @@ def download_pipeline(repo_id: str, *, revision: str | None = None, dtype: str |
         raise _stopped(repo_id, error) from error
     size = sum((folder / name).stat().st_size for name in selection.files)
     return Downloaded(repo_id, folder, selection.files, kind, folder_family(folder, index), selection.variant, size)
+
+
+def require_usable(repo_id: str, model_index: dict | None) -> str:
+    """The kind of pipeline ("text-to-image" or "inpainting") a repository's model_index.json (None: it has
+    none) describes; a ModelError for anything anybody cannot use (a single model, another kind of pipeline)."""
+    if model_index is None:
+        raise not_a_pipeline(repo_id)
+    kind = pipeline_kind(model_index)
+    if kind is None:
+        raise ModelError(f"{repo_id} is a {model_index.get('_class_name', 'pipeline of unknown kind')}, not a "
+                         "Stable Diffusion text-to-image or inpainting pipeline: anybody cannot use it",
+                         "Download a Stable Diffusion 1.x, 2.x or XL pipeline, such as "
+                         f"{settings.DEFAULT_MODEL} (hf download {repo_id} fetches this one anyway)")
+    return kind
 
 
 def _stopped(repo_id: str, error: BaseException) -> ModelError:

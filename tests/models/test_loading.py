@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from anybody.errors import ModelError, UsageError
+from anybody.errors import ModelError, UsageError, summarize
 from anybody.models import describe_model, load_pipeline, model_family
 from anybody.models.loading import pick_dtype
 from anybody.models.tiny import build_tiny_pipeline
@@ -88,3 +88,14 @@ def test_models_load_with_low_cpu_memory_through_accelerate_and_diffusers_does_n
     finally:
         logging.getLogger("diffusers").removeHandler(handler)
         diffusers_logging.set_verbosity(verbosity)
+
+
+def test_a_library_reason_too_long_to_show_is_cut_between_words_and_says_so():
+    """diffusers' reason for a model it cannot find, which used to end "outgoing traffic has been disab)"."""
+    reason = ("Cannot load model nosuch/model: the model is not fully cached locally (Cannot find an appropriate "
+              "cached snapshot folder for the specified revision on the local disk and outgoing traffic has been "
+              "disabled. To enable repo look-ups and downloads online, pass 'local_files_only=False' as input.)")
+    shown = summarize(OSError(reason), limit=120)
+    assert len(shown) <= 120 and shown.endswith("…")
+    assert reason.startswith(shown[:-1]) and reason[len(shown) - 1] == " "  # the last word shown is whole
+    assert summarize(OSError("short enough"), limit=120) == "OSError: short enough"
