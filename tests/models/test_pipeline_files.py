@@ -66,7 +66,7 @@ def test_what_is_not_a_stable_diffusion_pipeline_is_refused_before_downloading()
     with pytest.raises(ModelError, match=r"not a diffusers pipeline \(it has no model_index.json\)"):
         require_usable("lllyasviel/sd-controlnet-canny", None)  # hub.CONTROLNET: weights at the root, pictures
     assert "model_index.json" not in hub.CONTROLNET
-    with pytest.raises(ModelError, match="is a FluxPipeline, not a Stable Diffusion .*hf download"):
+    with pytest.raises(ModelError, match=r"is a FluxPipeline, not a Stable Diffusion .*hf download"):
         require_usable("black-forest-labs/FLUX.1-dev", hub.FLUX_INDEX)
     assert require_usable("CompVis/stable-diffusion-v1-4", hub.SD1_INDEX) == "text-to-image"
 
@@ -86,7 +86,8 @@ def test_fp16_weights_alone_are_taken_in_full_precision_too_and_loading_must_ask
 
 def test_a_sharded_set_is_taken_whole_with_its_index_and_counts_only_when_every_shard_is_there():
     shards = ["text_encoder_2/model.fp16-00001-of-00002.safetensors",
-              "text_encoder_2/model.fp16-00002-of-00002.safetensors", "text_encoder_2/model.safetensors.index.fp16.json",
+              "text_encoder_2/model.fp16-00002-of-00002.safetensors",
+              "text_encoder_2/model.safetensors.index.fp16.json",
               "text_encoder_2/model-00001-of-00002.safetensors", "text_encoder_2/model-00002-of-00002.safetensors",
               "text_encoder_2/model.safetensors.index.json"]
     files = [file for file in hub.SDXL_BASE if not file.startswith("text_encoder_2/model")] + shards
