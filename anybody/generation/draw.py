@@ -25,12 +25,13 @@ from tqdm.auto import tqdm
 from anybody.errors import IdentityError, UsageError
 from anybody.face.photo import PhotoSource
 from anybody.generation import defaults
-from anybody.generation.checks import check_arguments
+from anybody.generation.checks import check_arguments, check_distinct, check_names_used
 from anybody.generation.control import drawing_pipeline
 from anybody.generation.images import contact_sheet, png_text, save_png
 from anybody.generation.inputs import ControlNetSource, DrawInputs, read_inputs
 from anybody.generation.stages import StageSwitch
 from anybody.identity import Identity, rewrite_prompt, token_strings
+from anybody.identity.families import drawing_model, family_of
 from anybody.identity.tokens import install_tokens
 from anybody.models import describe_model, load_pipeline, model_family, text_encoders
 from anybody.storage import make_folder
@@ -88,14 +89,14 @@ def check_fits(identity: Identity, pipe: DiffusionPipeline) -> None:
         width = widths.get(encoder_name)
         embeddings = identity.encoder_embeddings.get(encoder_name)
         if embeddings is None or width is None or embeddings.shape[1] != width:
-            made_for = identity.metadata.get("family", "another model")
+            made_for = family_of(identity.metadata, identity.widths) or "another model"
             have = "none" if embeddings is None else str(embeddings.shape[1])
             needs = f"needs width {width}" if width is not None else f"has no {encoder_name}"
+            own = f"the model it was learned on ({identity.base_model})" if identity.base_model else \
+                "a model of its widths (--model)"
             raise IdentityError(
                 f"The identity {identity.name!r} was made for {made_for} ({encoder_name} width {have}); this "
-                f"{model_family(pipe)} model {needs}",
-                f"Generate with the model it was learned on ({identity.base_model}), or learn it again on this one",
-            )
+                f"{model_family(pipe)} model {needs}", f"Generate with {own}, or learn it again on this one")
 
 
 def generate(
@@ -149,6 +150,8 @@ def generate(
                     negative_prompt, batch_size)
     inputs = read_inputs(image, mask, strength, control_image, control_kind, controlnet, control_scale,
                          num_inference_steps)
+    for note in inputs.notes:
+        log.warning(note)
     loaded = _load_identities(identities, library)
     folder = make_folder(out_dir) if out_dir is not None else None  # a bad --out fails now, not after drawing
     pipe = _ready_pipeline(prompt, loaded, model, device, dtype, scheduler, num_inference_steps)
@@ -224,16 +227,16 @@ def attention_map(
 
 def _ready_pipeline(prompt: str, loaded: list[Identity], model: str | DiffusionPipeline | None, device: str | None,
                     dtype: str | torch.dtype | None, scheduler: str, steps: int) -> DiffusionPipeline:
-    """The pipeline to draw with (by default the model the first identity was learned on), the identities
-    installed, the scheduler chosen, and the prompt checked against them."""
-    if model is None:
-        model = loaded[0].base_model if loaded else None
+    """The pipeline to draw with (by default the one the identities say: `families.drawing_model`), the
+    identities installed, the scheduler chosen; the prompt is checked against them first."""
+    check_names_used(prompt, [identity.name for identity in loaded])
+    if model is None and loaded:
+        model = drawing_model([(identity.name, identity.metadata, identity.widths) for identity in loaded])
     pipe = model if isinstance(model, DiffusionPipeline) else load_pipeline(model, device=device, dtype=dtype)
     apply(pipe, loaded)
     if scheduler == "ddim" and not isinstance(pipe.scheduler, DDIMScheduler):
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
     _check_steps(pipe, steps)
-    _check_names_used(prompt, [identity.name for identity in loaded])
     return pipe
 
 
@@ -242,9 +245,7 @@ def _load_identities(identities: str | Identity | Sequence[str | Identity],
     if isinstance(identities, (str, Identity)):
         identities = [identities]
     loaded = [item if isinstance(item, Identity) else Identity.load(item, library) for item in identities]
-    names = [identity.name for identity in loaded]
-    if len(set(names)) != len(names):
-        raise IdentityError(f"Two identities share a name ({', '.join(names)})", "Give each identity once")
+    check_distinct([identity.name for identity in loaded])
     return loaded
 
 
@@ -254,13 +255,6 @@ def _check_steps(pipe: DiffusionPipeline, steps: int) -> None:
     if steps > limit:
         raise UsageError(f"The number of steps can be at most {limit} for this model (got {steps}): its "
                          f"scheduler knows {limit} timesteps", "Pass --steps 50, for example")
-
-
-def _check_names_used(prompt: str, names: list[str]) -> None:
-    unused = [name for name in names if rewrite_prompt(prompt, [name]) == prompt]
-    if unused:
-        raise UsageError(f"The prompt does not mention {', '.join(unused)}",
-                         f'Use the identity\'s name as a word in the prompt, e.g. "a photo of {unused[0]}"')
 
 
 def _check_length(pipe: DiffusionPipeline, prompt: str, identities: list[Identity]) -> None:

@@ -40,10 +40,14 @@ def family_of(metadata: Mapping[str, object], widths: Sequence[int]) -> str | No
     return known(metadata.get("family")) or family_from_widths(widths)
 
 
-def drawing_model(identities: Sequence[tuple[str, Mapping[str, object], Sequence[int]]]) -> str:
-    """The model that draws these identities (name, metadata, token widths each) when none is named: the
-    first known base model; else ANYBODY_MODEL; else the first identity's family's model (both said in an
-    INFO line). A UsageError when none of these is there: the identity's widths fit no family anybody knows."""
+Facts = tuple[str, Mapping[str, object], Sequence[int]]
+"""What an identity's file says of it, enough to choose its model: its name, metadata and token widths."""
+
+
+def drawing_model(identities: Sequence[Facts], *, say: bool = True) -> str:
+    """The model that draws these identities when none is named: the first known base model; else
+    ANYBODY_MODEL; else the first identity's family's model (either said in an INFO line, with `say`). A
+    UsageError when none of these is there: the identity's widths fit no family anybody knows."""
     for _, metadata, _ in identities:
         base_model = known(metadata.get("base_model"))
         if base_model is not None:
@@ -52,12 +56,14 @@ def drawing_model(identities: Sequence[tuple[str, Mapping[str, object], Sequence
     unnamed = f"{name} does not say which model it was made for"
     chosen = settings.chosen_model()
     if chosen is not None:
-        log.info("%s: drawing with ANYBODY_MODEL, %s.", unnamed, chosen)
+        if say:
+            log.info("%s: drawing with ANYBODY_MODEL, %s.", unnamed, chosen)
         return chosen
     family = family_of(metadata, widths)
     if family in settings.FAMILY_MODELS:
-        log.info("%s: drawing with the %s model %s (--model chooses another).", unnamed, FAMILY_NAMES[family],
-                 settings.FAMILY_MODELS[family])
+        if say:
+            log.info("%s: drawing with the %s model %s (--model chooses another).", unnamed, FAMILY_NAMES[family],
+                     settings.FAMILY_MODELS[family])
         return settings.FAMILY_MODELS[family]
     shown = " and ".join(str(width) for width in widths)
     raise UsageError(f"The identity {name} does not say which model it was made for, and its {shown}-wide "

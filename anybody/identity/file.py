@@ -49,6 +49,7 @@ from anybody.identity.contents import (
     checksum,
     read_contents,
 )
+from anybody.identity.families import known
 from anybody.identity.names import ENCODERS
 from anybody.storage import write_safetensors
 
@@ -99,8 +100,14 @@ class Identity:
         return str(self.metadata.get("method", "unknown"))
 
     @property
-    def base_model(self) -> str:
-        return str(self.metadata.get("base_model", "unknown"))
+    def base_model(self) -> str | None:
+        """The model it was learned on; None where the file does not say (an imported embedding)."""
+        return known(self.metadata.get("base_model"))
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """Its token widths, one per text encoder in order: the widths of the encoders it was made for."""
+        return tuple(int(self.encoder_embeddings[e].shape[1]) for e in ENCODERS if e in self.encoder_embeddings)
 
     def face_picture(self) -> Image.Image | None:
         """The thumbnail of the face learned, as a picture (None for an imported or mixed identity)."""

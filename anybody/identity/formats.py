@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anybody.errors import UsageError
-from anybody.identity.names import token_strings
+from anybody.errors import IdentityError, UsageError
+from anybody.identity.names import ENCODERS, token_strings
 
 if TYPE_CHECKING:
     from anybody.identity.file import Identity
@@ -52,6 +52,7 @@ DIFFUSERS_FILE = "learned_embeds.safetensors"
 # by side: one {token: (n, width)} file per text encoder, and its `.bin` twins without safe serialization.
 DIFFUSERS_PAIRS = (("learned_embeds.safetensors", "learned_embeds_2.safetensors"),
                    ("learned_embeds.bin", "learned_embeds_2.bin"))
+PICKLE_SUFFIXES = (".pt", ".bin")
 
 
 @dataclass(frozen=True)
@@ -121,13 +122,82 @@ def is_sdxl(identity: Identity) -> bool:
 
 def export_file_name(identity: Identity, format: str) -> str:
     """The default file (or SDXL diffusers folder) name: the identity's name, or what the tool needs instead."""
-    spec = get_format(format)
-    return spec.stem.format(name=identity.name) + (spec.sdxl_suffix if is_sdxl(identity) else spec.suffix)
+    return _file_name(identity.name, is_sdxl(identity), format)
 
 
 def export_path(identity: Identity, format: str, folder: str | os.PathLike[str]) -> Path:
     """Where an export goes by default: one subfolder per format, so no two formats replace each other."""
-    return Path(folder) / get_format(format).name / export_file_name(identity, format)
+    return export_target(identity.name, is_sdxl(identity), format, folder)
+
+
+def export_target(name: str, sdxl: bool, format: str, folder: str | os.PathLike[str]) -> Path:
+    """`export_path` from the identity's name and whether it is SDXL's (what its file's header says)."""
+    return Path(folder) / get_format(format).name / _file_name(name, sdxl, format)
+
+
+def _file_name(name: str, sdxl: bool, format: str) -> str:
+    spec = get_format(format)
+    return spec.stem.format(name=name) + (spec.sdxl_suffix if sdxl else spec.suffix)
+
+
+def check_export(name: str, format: str, target: Path, *, sdxl: bool, stages: int, token: str | None,
+                 replace: bool) -> tuple[str, list[Path]]:
+    """(the token to store, the files to write): every check of an export that needs no tensor, so that the
+    command line refuses before torch is imported. The identity's name, whether it is SDXL's and its stage
+    count are what its file's header says; kohya's file-name rule is `writers.check_kohya_stem`'s."""
+    spec = get_format(format)
+    if stages:
+        raise IdentityError(
+            f"{name!r} has per-stage key and value tokens (SeFi-IDE, {stages} stages); a textual-inversion file "
+            "holds one embedding for every step and cannot carry them",
+            "Draw it with anybody generate, or in your own diffusers pipeline after anybody.apply(pipe, identity)",
+        )
+    suffix = spec.sdxl_suffix if sdxl else spec.suffix
+    if token is not None and not spec.token_in_file:
+        raise UsageError(f"The {spec.name} format has no token: the prompt word is the file name",
+                         f"Leave out the token and name the file after the word, such as "
+                         f"{spec.stem.format(name=name)}{suffix}")
+    checked_token = _checked_token(token if token is not None else default_token(name))
+    outputs = _outputs(target, suffix, sdxl, spec, name)
+    existing = [path for path in outputs if path.exists()]
+    if existing and not replace:
+        raise UsageError(f"{existing[0]} already exists", "Add --replace to overwrite it, or choose another --out path")
+    return checked_token, outputs
+
+
+def _outputs(target: Path, suffix: str, sdxl: bool, spec: ExportFormat, name: str) -> list[Path]:
+    """The files the export will write, after checking that `target` names what the tool reads."""
+    if not suffix:  # an SDXL diffusers export: a folder with one file per encoder
+        if target.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES) or target.is_file():
+            raise UsageError(f"An SDXL identity exports to {spec.name} as a folder (one file per text encoder), "
+                             f"not the file {target}", f"Give a folder path such as {name}")
+        return [target / encoder / DIFFUSERS_FILE for encoder in ENCODERS]
+    # The tools choose their reader by suffix: a safetensors file named `.pt` would not load there.
+    allowed = PICKLE_SUFFIXES if suffix == ".pt" else (suffix,)
+    if target.suffix.lower() not in allowed:
+        what = f"{spec.name} (SDXL)" if sdxl else spec.name
+        raise UsageError(f"The {what} embedding is written as a {' or '.join(allowed)} file, not {target.name}",
+                         f"Name the output like {target.stem or name}{suffix}")
+    if target.is_dir():
+        raise UsageError(f"{target} is a folder, not a file", f"Give a file path such as {target / name}{suffix}")
+    return [target]
+
+
+def _checked_token(token: str) -> str:
+    """A token the tokenizer keeps as one piece: no spaces, not empty, not absurdly long."""
+    if not isinstance(token, str) or not token or len(token) > 100 or any(c.isspace() for c in token):
+        raise UsageError(f"The token {token!r} cannot be used in a prompt",
+                         "Use one word without spaces, such as <alice>")
+    return token
+
+
+def embedding_source(path: str | os.PathLike[str]) -> Path:
+    """The embedding file or folder to import (`readers.import_embedding`), refused at once when it is not
+    there."""
+    source = Path(path).expanduser()
+    if not (source.is_file() or source.is_dir()):
+        raise IdentityError(f"The embedding file {source} does not exist", "Check the path")
+    return source
 
 
 def prompt_hint(format: str, written: str | os.PathLike[str], *, token: str, vectors: int) -> str:

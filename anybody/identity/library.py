@@ -17,20 +17,25 @@ def library_names(library: str | os.PathLike[str] | None = None) -> list[str]:
     return sorted(path.stem for path in folder.glob(f"*{SUFFIX}") if not path.name.startswith("."))
 
 
-def resolve_identity(name_or_path: str | os.PathLike[str], library: str | os.PathLike[str] | None = None) -> Path:
-    """A path to an identity file given its library name or its path."""
+LEARN_IT = "Learn it first (anybody learn PHOTO --name NAME), or pass the path to its .safetensors file"
+CHECK_NAME = "Check the name against the library's names"
+"""The fix for a name the library does not have, for someone removing or showing one (not to learn it)."""
+
+
+def resolve_identity(name_or_path: str | os.PathLike[str], library: str | os.PathLike[str] | None = None, *,
+                     fix: str = LEARN_IT) -> Path:
+    """A path to an identity file given its library name or its path (`fix`: as for `library_file`)."""
     text = str(name_or_path)
     candidate = Path(text).expanduser()
     if text.endswith(SUFFIX) or os.sep in text or candidate.is_file():
         if not candidate.is_file():
             raise IdentityError(f"The identity file {candidate} does not exist", "Check the path")
         return candidate
-    return library_file(text, library)
+    return library_file(text, library, fix)
 
 
 def library_file(name: str, library: str | os.PathLike[str] | None = None,
-                 fix: str = "Learn it first (anybody learn PHOTO --name NAME), or pass the path to its .safetensors "
-                            "file") -> Path:
+                 fix: str = LEARN_IT) -> Path:
     """The file of the identity called `name` in the library: a name only, never a path (what a caller that
     must not reach outside the library, like the web app, asks for). `fix` is said when there is none."""
     path = identity_path(name, library)

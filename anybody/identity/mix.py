@@ -13,10 +13,14 @@ so weights 1, 0 give the first parent back bit for bit (s = 1).
 The basis is read from the basis cache (no model is loaded) when a cached basis reproduces the parents'
 stored embeddings from their coefficients, else built from the model they were learned on (or `model`).
 
-Identities without coefficients (imported embeddings, SeFi-IDE, Textual Inversion) are mixed as the
-weighted mean of their token rows (SeFi: of each stage's keys and values), with a warning: nothing makes
-the straight line between two points of the token table a person. Identities of different families,
-methods, models or bases are refused, naming why. The mixed identity records its parents and weights
+Identities without coefficients (imported embeddings, SeFi-IDE, Textual Inversion), or of different
+methods, are mixed as the weighted mean of their token rows (SeFi: of each stage's keys and values, where
+an identity without stages counts with its tokens at every stage), with a warning: nothing makes the
+straight line between two points of the token table a person. What is refused, naming why, is only what
+cannot be mixed: identities made for different families, tokens of other numbers or widths, different
+stage counts, and, in the basis, coefficients of different bases. All of it is read from the files'
+headers, before torch is imported. The mixed identity keeps what its parents agree on (method, base model,
+family: an imported parent that names none agrees with any), records its parents and weights
 (`mixed_from`), and exports like any identity.
 """
 
@@ -31,7 +35,10 @@ from typing import TYPE_CHECKING
 
 from anybody.basis import BasisOptions
 from anybody.errors import IdentityError, UsageError, require_finite
-from anybody.identity.names import require_free, validate_name
+from anybody.identity.contents import IdentityContents, read_contents
+from anybody.identity.families import FAMILY_NAMES, drawing_model, family_of, known
+from anybody.identity.library import resolve_identity
+from anybody.identity.names import check_distinct, require_free, validate_name
 from anybody.version import __version__
 
 if TYPE_CHECKING:
@@ -42,7 +49,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("anybody")
 METHOD_FACTS = ("method", "base_model", "family", "width", "tokens", "stages")
-"""Metadata a mixed identity takes from its parents (with every `basis.*` field), all equal across them."""
+"""Metadata a mixed identity takes from its parents where those that record it agree (and every `basis.*`
+field, for a mix in the basis)."""
 REPRODUCED = 1e-2
 """How closely (relative) a basis must rebuild the parents' stored embeddings from their coefficients to be
 theirs: a basis of another token table misses by about 1, one of the same table in another dtype by 1e-3."""
@@ -60,19 +68,19 @@ def mix(weights: Mapping[str, float], name: str, *, library: str | os.PathLike[s
     normalised = check_weights(weights)
     if not replace:
         require_free([name], library, learning=False)
-    from anybody.identity.file import Identity  # torch, only once the arguments are known to be good
+    headers = [read_contents(resolve_identity(parent, library)) for parent in normalised]
+    check_distinct([header.name for header in headers])
+    in_basis = all(header.shapes("coefficients").keys() == header.shapes("embeddings").keys() for header in headers)
+    _check_compatible(headers, in_basis)
+    from anybody.identity.file import read_identity  # torch, only once the arguments are known to be good
 
-    parents = [Identity.load(parent, library) for parent in normalised]
+    parents = [read_identity(header.path) for header in headers]
     shares = list(normalised.values())
-    _check_distinct(parents)
-    _check_compatible(parents)
-    if all(parent.encoder_coefficients.keys() == parent.encoder_embeddings.keys() for parent in parents):
-        mixed = _mix_coefficients(parents, shares, model)
-    else:
-        mixed = _mix_rows(parents, shares)
+    mixed = _mix_coefficients(parents, shares, model) if in_basis else _mix_rows(parents, shares)
     mixed.name = name
-    mixed.metadata.update({key: value for key, value in parents[0].metadata.items()
-                           if key in METHOD_FACTS or key.startswith("basis")})
+    mixed.metadata.update(_agreed(parents))
+    if in_basis:
+        mixed.metadata.update({key: value for key, value in parents[0].metadata.items() if key.startswith("basis")})
     options = next((options for options in map(_basis_options, parents) if options is not None), None)
     if mixed.encoder_coefficients and options is not None:
         mixed.metadata["basis_options"] = asdict(options)  # what a later mix of this one builds its basis with
@@ -96,44 +104,54 @@ def check_weights(weights: Mapping[str, float]) -> dict[str, float]:
     return {parent: float(weight) / total for parent, weight in weights.items()}
 
 
-def _check_distinct(parents: list[Identity]) -> None:
-    names = [parent.name for parent in parents]
-    twice = next((name for index, name in enumerate(names) if name in names[:index]), None)
-    if twice is not None:
-        raise UsageError(f"The identity {twice} is given twice", "Name each identity once")
-
-
-def _check_compatible(parents: list[Identity]) -> None:
-    """The parents live in one space: same family, encoders, widths, token and stage counts, method, model."""
+def _check_compatible(parents: list[IdentityContents], in_basis: bool) -> None:
+    """The parents' tokens live in one space: no two known families that differ, the same token shapes per
+    encoder (numbers and widths), the same stage count where both have stages, and, mixed in the basis,
+    the same basis per encoder. Read from the files' headers."""
     first = parents[0]
     for other in parents[1:]:
         pair = f"{first.name} and {other.name} cannot be mixed"
-        families = [str(parent.metadata.get("family", "unknown")) for parent in (first, other)]
-        shapes = [{encoder: tuple(value.shape) for encoder, value in parent.encoder_embeddings.items()}
-                  for parent in (first, other)]
-        if families[0] != families[1]:
-            raise IdentityError(f"{pair}: {first.name} was made for {families[0]} (tokens {_shapes(shapes[0])}) and "
-                                f"{other.name} for {families[1]} (tokens {_shapes(shapes[1])})",
-                                "Mix identities learned on the same model")
-        if first.method != other.method:
-            raise IdentityError(f"{pair}: {first.name} was learned with {first.method} and {other.name} with "
-                                f"{other.method}", "Mix identities learned with the same method")
+        shapes = [parent.shapes("embeddings") for parent in (first, other)]
+        families = [family_of(parent.metadata, _widths(parent)) for parent in (first, other)]
+        if None not in families and families[0] != families[1]:
+            made_for = [FAMILY_NAMES.get(str(family), str(family)) for family in families]
+            raise IdentityError(f"{pair}: {first.name} was made for {made_for[0]} (tokens {_shapes(shapes[0])}) and "
+                                f"{other.name} for {made_for[1]} (tokens {_shapes(shapes[1])})",
+                                "Mix identities made for the same model family")
         if shapes[0] != shapes[1]:
             raise IdentityError(f"{pair}: their tokens differ ({first.name}: {_shapes(shapes[0])}; {other.name}: "
-                                f"{_shapes(shapes[1])})", "Mix identities learned with the same settings")
-        if first.base_model != other.base_model:
-            raise IdentityError(f"{pair}: {first.name} was learned on {first.base_model} and {other.name} on "
-                                f"{other.base_model}, whose token spaces differ",
-                                "Mix identities learned on the same model")
-        if first.stages != other.stages:
-            raise IdentityError(f"{pair}: they have {first.stages} and {other.stages} denoising stages",
+                                f"{_shapes(shapes[1])})", "Mix identities with as many tokens of the same widths")
+        stages = [_stages(parent) for parent in (first, other)]
+        if all(stages) and stages[0] != stages[1]:
+            raise IdentityError(f"{pair}: they have {stages[0]} and {stages[1]} denoising stages",
                                 "Mix identities learned with the same --stages")
-        for encoder in first.encoder_coefficients.keys() & other.encoder_coefficients.keys():
+        for encoder in first.shapes("coefficients") if in_basis else ():
             keys = [parent.metadata.get(f"basis.{encoder}") for parent in (first, other)]
             if keys[0] != keys[1]:
                 raise IdentityError(f"{pair}: they were learned in different celeb bases ({str(keys[0])[:16]} and "
-                                    f"{str(keys[1])[:16]}: another names list or basis options)",
-                                    "Mix identities learned with the same basis options")
+                                    f"{str(keys[1])[:16]}: another model, names list or basis options)",
+                                    "Mix identities learned with the same model and basis options")
+
+
+def _widths(identity: IdentityContents) -> list[int]:
+    return [shape[1] for shape in identity.shapes("embeddings").values()]
+
+
+def _stages(identity: IdentityContents) -> int:
+    return identity.shapes("stage_values").get("text_encoder", (0,))[0]
+
+
+def _agreed(parents: list[Identity]) -> dict[str, object]:
+    """The METHOD_FACTS the parents that record one agree on (the family as their widths say it, too)."""
+    facts: dict[str, object] = {}
+    for key in METHOD_FACTS:
+        if key == "family":
+            values = {family_of(parent.metadata, parent.widths) for parent in parents} - {None}
+        else:
+            values = {known(parent.metadata.get(key)) for parent in parents} - {None}
+        if len(values) == 1:
+            facts[key] = values.pop()
+    return facts
 
 
 def _shapes(shapes: dict[str, tuple[int, ...]]) -> str:
@@ -164,18 +182,24 @@ def _mix_coefficients(parents: list[Identity], shares: list[float], model: objec
 
 def _mix_rows(parents: list[Identity], shares: list[float]) -> Identity:
     """The weighted mean of the token rows (and of each stage's keys and values), with a warning."""
-    log.warning("%s have no basis coefficients (%s): their token rows are averaged, which is not sure to give "
-                "one consistent person in between (Celeb Basis identities mix in their basis)",
-                " and ".join(parent.name for parent in parents), parents[0].method)
+    without = [parent for parent in parents if parent.encoder_coefficients.keys() != parent.encoder_embeddings.keys()]
+    whose = "their" if len(without) == len(parents) else f"the {' and '.join(parent.name for parent in parents)}"
+    log.warning("%s %s no basis coefficients (%s): %s token rows are averaged, which is not sure to give one "
+                "consistent person in between (Celeb Basis identities of one basis mix in it)",
+                " and ".join(parent.name for parent in without), "has" if len(without) == 1 else "have",
+                ", ".join(sorted({parent.method for parent in without})), whose)
     from anybody.identity.file import Identity
 
     first = parents[0]
     mixed = Identity(name=first.name, encoder_embeddings={})
     for encoder in first.encoder_embeddings:
         mixed.encoder_embeddings[encoder] = _weighted([p.encoder_embeddings[encoder].float() for p in parents], shares)
-    for encoder in first.stage_keys:
-        mixed.stage_keys[encoder] = _weighted([p.stage_keys[encoder].float() for p in parents], shares)
-        mixed.stage_values[encoder] = _weighted([p.stage_values[encoder].float() for p in parents], shares)
+    stages = max(parent.stages for parent in parents)
+    for encoder in first.encoder_embeddings if stages else ():
+        for part in ("stage_keys", "stage_values"):
+            rows = [getattr(p, part).get(encoder, p.encoder_embeddings[encoder].expand(stages, -1, -1)).float()
+                    for p in parents]  # an identity without stages has the same tokens at every stage
+            getattr(mixed, part)[encoder] = _weighted(rows, shares)
     return mixed
 
 
@@ -199,14 +223,15 @@ def _basis_of(parents: list[Identity], encoder: str, model: object) -> CelebBasi
 
     from anybody.models import load_pipeline, text_encoders
 
-    source = parents[0].base_model if model is None else model
+    source = drawing_model([(p.name, p.metadata, p.widths) for p in parents]) if model is None else model
     pipe = source if isinstance(source, DiffusionPipeline) else load_pipeline(str(source))
     tokenizer, table = next((tokenizer, text.get_input_embeddings().weight)
                             for name, tokenizer, text in text_encoders(pipe) if name == encoder)
     basis = build_basis(tokenizer, table, options=_basis_options(parents[0]))
     if basis.key != key or not _reproduces(basis, parents, encoder):
         raise IdentityError(f"The model {source} does not give the celeb basis {parents[0].name} was learned in",
-                            f"Pass the model it was learned on with --model ({parents[0].base_model})")
+                            "Pass the model it was learned on with --model"
+                            + (f" ({parents[0].base_model})" if parents[0].base_model else ""))
     return basis
 
 

@@ -1,17 +1,20 @@
 """Identity names: what a name may be, and the tokens it owns. Plain text rules, no model library.
 
 An identity called "alice" with n vectors owns the tokens `<alice>`, `<alice>_1`, ... `<alice>_{n-1}`:
-the naming diffusers' `load_textual_inversion` uses for multi-vector embeddings.
+the naming diffusers' `load_textual_inversion` uses for multi-vector embeddings. anybody's own prompts say
+"alice" as a whole word, which `rewrite_prompt` turns into "<alice>" (text only, so a prompt that does not
+name its identity is refused before any model library is imported).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from anybody import settings
-from anybody.errors import IdentityError
+from anybody.errors import IdentityError, UsageError
 
 SUFFIX = ".safetensors"
 ENCODERS = ("text_encoder", "text_encoder_2")  # the text encoders an identity can hold tokens for
@@ -49,9 +52,31 @@ def token_strings(name: str, count: int) -> list[str]:
     return [base] + [f"{base}_{index}" for index in range(1, count)]
 
 
+def rewrite_prompt(prompt: str, names: Iterable[str], expand_tokens: dict[str, int] | None = None) -> str:
+    """Replace each identity name used as a whole word (any case) by its token.
+
+    With `expand_tokens` ({name: n}) the name becomes all n tokens, for code that tokenizes directly;
+    without, it becomes the first token, which diffusers' pipelines expand themselves.
+    """
+    for name in sorted(set(names), key=len, reverse=True):
+        tokens = token_strings(name, expand_tokens[name]) if expand_tokens else [f"<{name}>"]
+        pattern = re.compile(rf"(?<![\w<>-]){re.escape(name)}(?![\w>-])", re.IGNORECASE)
+        prompt = pattern.sub(" ".join(tokens), prompt)
+    return prompt
+
+
 def identity_path(name: str, library: str | os.PathLike[str] | None = None) -> Path:
     """Where the identity `name` lives; a validated name can never leave the library folder."""
     return settings.library_folder(library) / f"{validate_name(name)}{SUFFIX}"
+
+
+def check_distinct(names: Iterable[str]) -> None:
+    """Refuse an identity named twice (the one wording of it, wherever several are named)."""
+    seen: list[str] = []
+    for name in names:
+        if name in seen:
+            raise UsageError(f"The identity {name} is given twice", "Name each identity once")
+        seen.append(name)
 
 
 def require_free(names: list[str], library: str | os.PathLike[str] | None, *, learning: bool = True) -> None:

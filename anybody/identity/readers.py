@@ -20,12 +20,19 @@ import torch
 from safetensors.torch import load as load_safetensors_bytes
 
 from anybody.errors import IdentityError, summarize
+from anybody.identity.families import family_from_widths
 from anybody.identity.file import Identity
-from anybody.identity.formats import DIFFUSERS_FILE, DIFFUSERS_PAIRS, SDXL_KEYS, SINGLE_KEY
+from anybody.identity.formats import (
+    DIFFUSERS_FILE,
+    DIFFUSERS_PAIRS,
+    PICKLE_SUFFIXES,
+    SDXL_KEYS,
+    SINGLE_KEY,
+    embedding_source,
+)
 from anybody.identity.names import ENCODERS, validate_name
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
-PICKLE_SUFFIXES = (".pt", ".bin")
 DIFFUSERS_PICKLE_FILE = "learned_embeds.bin"
 # Bounds that no real embedding comes near: CLIP's 77-token context leaves 75 for words, text encoders
 # are 768 to 1280 wide, and a 75 x 4096 fp32 tensor is 1.2 MB. Larger is a wrong file or an attack.
@@ -55,25 +62,24 @@ def import_embedding(path: str | os.PathLike[str], name: str,
     encoders ({"text_encoder": 768, "text_encoder_2": 1280} for SDXL); a mismatch is an IdentityError
     naming both widths, found here rather than as a shape error at generation time. With a dict, an SDXL
     embedding for a one-encoder model is refused too (its clip_l would fit SD 1.x by width alone).
+
+    A file names no model, so the identity records no base model; it records the family its widths say
+    (`anybody.identity.families`), if they say one. The caller that checked the widths against a model
+    records that model.
     """
     identity_name = validate_name(name)
-    source = Path(path).expanduser()
+    source = embedding_source(path)
     if source.is_dir():
         encoders, source_format = _read_folder(source, model_width)
     elif source.is_file() and _pair_of(source) is not None:
         encoders, source_format = _read_pair(source.parent, _pair_of(source), model_width)
-    elif source.is_file():
-        encoders, source_format = _read_embedding_file(source)
     else:
-        raise IdentityError(f"The embedding file {source} does not exist", "Check the path")
+        encoders, source_format = _read_embedding_file(source)
     _check_widths(encoders, model_width, source)
-    two = "text_encoder_2" in encoders
-    metadata: dict[str, object] = {
-        "method": "imported",
-        "source_format": source_format,
-        "source_file": source.name,
-        "family": "sdxl" if two else "unknown",
-    }
+    metadata: dict[str, object] = {"method": "imported", "source_format": source_format, "source_file": source.name}
+    family = family_from_widths([int(encoders[e].shape[1]) for e in ENCODERS if e in encoders])
+    if family is not None:  # a file names no model; its widths may name the family
+        metadata["family"] = family
     return Identity(name=identity_name, encoder_embeddings=encoders, metadata=metadata)
 
 

@@ -3,31 +3,16 @@
 An identity called "alice" with n vectors owns the tokens `<alice>`, `<alice>_1`, ... `<alice>_{n-1}`:
 the naming diffusers' `load_textual_inversion` uses for multi-vector embeddings, so after
 `anybody.apply(pipe, identity)` a plain diffusers call with "<alice>" in the prompt draws her. anybody's
-own prompts say "alice" as a whole word; `rewrite_prompt` turns it into "<alice>".
+own prompts say "alice" as a whole word; `names.rewrite_prompt` turns it into "<alice>".
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import torch
 
 from anybody.errors import IdentityError
-from anybody.identity.names import token_strings
-
-
-def rewrite_prompt(prompt: str, names: Iterable[str], expand_tokens: dict[str, int] | None = None) -> str:
-    """Replace each identity name used as a whole word (any case) by its token.
-
-    With `expand_tokens` ({name: n}) the name becomes all n tokens, for code that tokenizes directly;
-    without, it becomes the first token, which diffusers' pipelines expand themselves.
-    """
-    for name in sorted(set(names), key=len, reverse=True):
-        tokens = token_strings(name, expand_tokens[name]) if expand_tokens else [f"<{name}>"]
-        pattern = re.compile(rf"(?<![\w<>-]){re.escape(name)}(?![\w>-])", re.IGNORECASE)
-        prompt = pattern.sub(" ".join(tokens), prompt)
-    return prompt
 
 
 def install_tokens(tokenizer, text_encoder: torch.nn.Module, tokens: Sequence[str],

@@ -11,21 +11,14 @@ from pathlib import Path
 import torch
 
 from anybody.errors import IdentityError, UsageError
+from anybody.identity.families import family_of
 from anybody.identity.file import Identity
-from anybody.identity.formats import (
-    DIFFUSERS_FILE,
-    SDXL_KEYS,
-    SINGLE_KEY,
-    ExportFormat,
-    default_token,
-    get_format,
-)
+from anybody.identity.formats import DIFFUSERS_FILE, SDXL_KEYS, SINGLE_KEY, check_export, get_format, is_sdxl
 from anybody.identity.names import ENCODERS
 from anybody.storage import write_safetensors, write_with
 
 # A1111's placeholder: the CLIP token id of "*</w>", the same in the SD 1.x and 2.x vocabularies.
 A1111_PLACEHOLDER_ID = 265
-PICKLE_SUFFIXES = (".pt", ".bin")
 
 
 def export_identity(identity: Identity, format: str, out_path: str | os.PathLike[str], token: str | None = None,
@@ -52,27 +45,12 @@ def export_identity(identity: Identity, format: str, out_path: str | os.PathLike
     text_encoder=pipe.text_encoder_2, tokenizer=pipe.tokenizer_2)` and the same with "text_encoder".
     """
     spec = get_format(format)
-    if identity.stages:
-        raise IdentityError(
-            f"{identity.name!r} has per-stage key and value tokens (SeFi-IDE, {identity.stages} stages); a "
-            "textual-inversion file holds one embedding for every step and cannot carry them",
-            "Draw it with anybody generate, or in your own diffusers pipeline after anybody.apply(pipe, identity)",
-        )
     target = Path(out_path).expanduser()
+    checked_token, _ = check_export(identity.name, format, target, sdxl=is_sdxl(identity), stages=identity.stages,
+                                    token=token, replace=replace)
     tensors = _export_tensors(identity)
-    sdxl = "text_encoder_2" in tensors
-    suffix = spec.sdxl_suffix if sdxl else spec.suffix
-    if token is not None and not spec.token_in_file:
-        raise UsageError(f"The {spec.name} format has no token: the prompt word is the file name",
-                         f"Leave out the token and name the file after the word, such as "
-                         f"{spec.stem.format(name=identity.name)}{suffix}")
-    checked_token = _checked_token(token if token is not None else default_token(identity.name))
-    outputs = _outputs(target, suffix, tensors, spec, identity.name)
     if spec.stem_is_new_token:
         check_kohya_stem(target, tensors["text_encoder"].shape[0])
-    existing = [path for path in outputs if path.exists()]
-    if existing and not replace:
-        raise UsageError(f"{existing[0]} already exists", "Add --replace to overwrite it, or choose another --out path")
     WRITERS[spec.writer](target, tensors, checked_token, identity)
     return target
 
@@ -116,25 +94,6 @@ def _kohya_adds_all(stem: str, vectors: int) -> bool:
     return added == vectors
 
 
-def _outputs(target: Path, suffix: str, tensors: dict[str, torch.Tensor], spec: ExportFormat,
-             name: str) -> list[Path]:
-    """The files the export will write, after checking that `target` names what the tool reads."""
-    if not suffix:  # an SDXL diffusers export: a folder with one file per encoder
-        if target.suffix.lower() in (".safetensors", *PICKLE_SUFFIXES) or target.is_file():
-            raise UsageError(f"An SDXL identity exports to {spec.name} as a folder (one file per text encoder), "
-                             f"not the file {target}", f"Give a folder path such as {name}")
-        return [target / encoder / DIFFUSERS_FILE for encoder in tensors]
-    # The tools choose their reader by suffix: a safetensors file named `.pt` would not load there.
-    allowed = PICKLE_SUFFIXES if suffix == ".pt" else (suffix,)
-    if target.suffix.lower() not in allowed:
-        what = f"{spec.name} (SDXL)" if "text_encoder_2" in tensors else spec.name
-        raise UsageError(f"The {what} embedding is written as a {' or '.join(allowed)} file, not {target.name}",
-                         f"Name the output like {target.stem or name}{suffix}")
-    if target.is_dir():
-        raise UsageError(f"{target} is a folder, not a file", f"Give a file path such as {target / name}{suffix}")
-    return [target]
-
-
 def _write_diffusers(target: Path, tensors: dict[str, torch.Tensor], token: str, identity: Identity) -> None:
     """{token: (n, width)}; SDXL: the same in `text_encoder/` and `text_encoder_2/` of a folder."""
     metadata = _export_metadata(identity)
@@ -150,14 +109,13 @@ def _write_a1111(target: Path, tensors: dict[str, torch.Tensor], token: str, ide
     if "text_encoder_2" in tensors:
         _write_single_tensor(target, tensors, token, identity)
         return
-    checkpoint = identity.base_model if identity.base_model != "unknown" else None
     data = {
         "string_to_token": {"*": A1111_PLACEHOLDER_ID},
         "string_to_param": {"*": tensors["text_encoder"]},
         "name": token,
         "step": _training_steps(identity),
         "sd_checkpoint": None,
-        "sd_checkpoint_name": checkpoint,
+        "sd_checkpoint_name": identity.base_model,
     }
     write_with(target, lambda stream: torch.save(data, stream))
 
@@ -202,11 +160,9 @@ def _export_tensors(identity: Identity) -> dict[str, torch.Tensor]:
 
 def _export_metadata(identity: Identity) -> dict[str, str]:
     """Provenance for people who open the file; no tool reads it, and it is never "anybody-identity"."""
-    metadata = {"format": "pt", "name": identity.name, "exported_by": "anybody", "method": identity.method,
-                "base_model": identity.base_model}
-    family = identity.metadata.get("family")
-    if isinstance(family, str):
-        metadata["family"] = family
+    metadata = {"format": "pt", "name": identity.name, "exported_by": "anybody", "method": identity.method}
+    facts = {"base_model": identity.base_model, "family": family_of(identity.metadata, identity.widths)}
+    metadata.update({key: value for key, value in facts.items() if value is not None})  # only what is known
     return metadata
 
 
@@ -214,11 +170,3 @@ def _training_steps(identity: Identity) -> int | None:
     training = identity.metadata.get("training")
     steps = training.get("steps") if isinstance(training, dict) else None
     return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
-
-
-def _checked_token(token: str) -> str:
-    """A token the tokenizer keeps as one piece: no spaces, not empty, not absurdly long."""
-    if not isinstance(token, str) or not token or len(token) > 100 or any(c.isspace() for c in token):
-        raise UsageError(f"The token {token!r} cannot be used in a prompt",
-                         "Use one word without spaces, such as <alice>")
-    return token

@@ -124,7 +124,8 @@ def test_export_import_export_keeps_every_tensor_bit_for_bit(tmp_path, fmt, sdxl
     imported = import_embedding(first, "alice")
     assert imported.name == "alice" and imported.method == "imported"
     assert imported.metadata["source_file"] == first.name
-    assert imported.metadata["family"] == ("sdxl" if sdxl else "unknown")
+    assert imported.metadata.get("family") == ("sdxl" if sdxl else None)  # 768+1280 is SDXL; 32 no known family
+    assert imported.base_model is None and "base_model" not in imported.metadata  # a file names no model
     assert set(imported.encoder_embeddings) == set(identity.encoder_embeddings)
     for encoder, value in identity.encoder_embeddings.items():
         assert torch.equal(imported.encoder_embeddings[encoder], value)

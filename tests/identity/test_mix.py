@@ -106,18 +106,48 @@ def test_identities_without_coefficients_mix_by_their_rows_with_a_warning(parent
 def test_identities_of_different_families_are_refused_naming_them(parents, tiny_pipeline):
     learn(Path(anybody.__file__).parent / "data" / "sample_face.jpg", "erin", tiny_pipeline("tiny-sd2"),
           LearnConfig(**QUICK), library=parents, progress=False, replace=True)
-    with pytest.raises(IdentityError, match=r"alice and erin cannot be mixed: alice was made for sd1 \(tokens "
-                                            r"text_encoder 2x32\) and erin for sd2 \(tokens text_encoder 2x48\)"):
+    with pytest.raises(IdentityError, match=r"alice and erin cannot be mixed: alice was made for SD 1.x \(tokens "
+                                            r"text_encoder 2x32\) and erin for SD 2.x \(tokens text_encoder 2x48\)"):
         anybody.mix({"alice": 1.0, "erin": 1.0}, "nobody", library=parents)
 
 
-def test_identities_of_different_methods_are_refused_naming_them(parents):
-    with pytest.raises(IdentityError, match="alice and carol cannot be mixed: alice was learned with celeb-basis and "
-                                            "carol with sefi"):
+def _imported(library: Path, name: str, tokens: int, seed: int) -> Identity:
+    """An embedding as `anybody import` stores one from another tool: no base model, and no family (32 wide)."""
+    rows = torch.randn(tokens, 32, generator=torch.Generator().manual_seed(seed))
+    identity = Identity(name=name, encoder_embeddings={"text_encoder": rows},
+                        metadata={"method": "imported", "base_model": "unknown", "family": "unknown"})
+    identity.save(library=library)
+    return identity
+
+
+def test_identities_of_other_methods_or_no_model_mix_by_their_rows(parents, anybody_log):
+    """An imported embedding names no model or family (and older files said "unknown"): it mixes with a learned
+    identity of its widths, by their rows, and the mix keeps what the parents that say agree on."""
+    alice, imp = Identity.load("alice", parents), _imported(parents, "imp", 2, seed=3)
+    mixed = anybody.mix({"alice": 0.25, "imp": 0.75}, "alimp", library=parents)
+    assert "imp has no basis coefficients (imported): the alice and imp token rows are averaged" in anybody_log.text
+    assert torch.allclose(mixed.embeddings, 0.25 * alice.embeddings + 0.75 * imp.embeddings, atol=1e-7)
+    loaded = Identity.load("alimp", parents)
+    assert loaded.base_model == "tiny" and loaded.metadata["family"] == "sd1" and not loaded.encoder_coefficients
+    assert "method" not in loaded.metadata  # celeb-basis and imported: no one method
+
+
+def test_an_identity_without_stages_counts_with_its_tokens_at_every_stage(parents):
+    carol, solo = Identity.load("carol", parents), _imported(parents, "solo", 1, seed=4)
+    mixed = anybody.mix({"carol": 0.5, "solo": 0.5}, "carsolo", library=parents)
+    assert mixed.stages == carol.stages
+    for part in ("stage_keys", "stage_values"):
+        expected = 0.5 * getattr(carol, part)["text_encoder"] + 0.5 * solo.embeddings.expand(carol.stages, -1, -1)
+        assert torch.allclose(getattr(mixed, part)["text_encoder"], expected, atol=1e-7)
+
+
+def test_identities_with_other_token_counts_are_refused_naming_them(parents):
+    with pytest.raises(IdentityError, match=r"alice and carol cannot be mixed: their tokens differ \(alice: "
+                                            r"text_encoder 2x32; carol: text_encoder 1x32\)"):
         anybody.mix({"alice": 1.0, "carol": 1.0}, "nobody", library=parents)
 
 
-def test_identities_of_different_bases_or_models_are_refused(parents, tmp_path):
+def test_identities_of_different_bases_are_refused_and_of_different_models_mixed(parents, tmp_path):
     alice = Identity.load("alice", parents)
     other_basis = Identity(**{**vars(alice), "name": "frank", "path": None,
                               "metadata": {**alice.metadata, "basis.text_encoder": "f" * 64}})
@@ -128,8 +158,8 @@ def test_identities_of_different_bases_or_models_are_refused(parents, tmp_path):
     other_model = Identity(**{**vars(alice), "name": "gina", "path": None,
                               "metadata": {**alice.metadata, "base_model": "my-fine-tune"}})
     other_model.save(library=parents)
-    with pytest.raises(IdentityError, match="alice was learned on tiny and gina on my-fine-tune"):
-        anybody.mix({"alice": 0.5, "gina": 0.5}, "nobody", library=parents)
+    mixed = anybody.mix({"alice": 0.5, "gina": 0.5}, "algi", library=parents)  # one basis: its coefficients mix
+    assert mixed.base_model is None and mixed.metadata["family"] == "sd1" and mixed.encoder_coefficients
 
 
 @pytest.mark.parametrize(("weights", "message"), [

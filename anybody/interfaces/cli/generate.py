@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
+from anybody import settings
 from anybody.generation import defaults
-from anybody.generation.checks import check_arguments
+from anybody.generation.checks import check_arguments, check_identities
 from anybody.generation.inputs import read_inputs
 from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
+
+if TYPE_CHECKING:
+    from anybody.identity.families import Facts
 
 
 def _add_drawing(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help='what to draw, naming the identities as words: "a photo of alice reading"')
     parser.add_argument("--identity", default="", help="identity names or files, comma-separated")
-    add_model(parser, single_file=False, default="the model the identity was learned on")
+    add_model(parser, single_file=False, default="the model the identity was learned on; for one that does not "
+              "say (an imported embedding): ANYBODY_MODEL, else its family's model (SD 1.x "
+              f"{settings.FAMILY_MODELS['sd1']}, SD 2.x {settings.FAMILY_MODELS['sd2']}, SDXL "
+              f"{settings.FAMILY_MODELS['sdxl']})")
     add_device(parser)
     parser.add_argument("--seed", type=int, default=defaults.SEED,
                         help=f"image i uses seed + i, so any one can be drawn again (default {defaults.SEED})")
@@ -87,11 +97,12 @@ def run_generate(args: argparse.Namespace) -> int:
     check_arguments(args.prompt, args.num_images, args.steps, args.guidance, args.height, args.width, args.negative,
                     args.batch_size)
     read_inputs(**_input_arguments(args), steps=args.steps)
+    model = check_identities(args.prompt, split_names(args.identity), args.library, args.model)
     from anybody.generation import generate
 
     out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
     result = generate(
-        args.prompt, split_names(args.identity), args.model, **_input_arguments(args),
+        args.prompt, split_names(args.identity), model, **_input_arguments(args),
         num_images_per_prompt=args.num_images,
         num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, negative_prompt=args.negative,
         height=args.height, width=args.width, scheduler=args.scheduler, out_dir=out, library=args.library,
@@ -105,10 +116,31 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_attention(args: argparse.Namespace) -> int:
     check_arguments(args.prompt, 1, args.steps, args.guidance, None, None)
+    model = check_identities(args.prompt, split_names(args.identity), args.library, args.model)
     from anybody.generation import attention_map
 
-    path = attention_map(args.prompt, split_names(args.identity), args.model, out=args.out, seed=args.seed,
+    path = attention_map(args.prompt, split_names(args.identity), model, out=args.out, seed=args.seed,
                          num_inference_steps=args.steps, guidance_scale=args.guidance, level=args.level,
                          library=args.library, device=args.device, dtype=args.dtype)
     print(path)
     return 0
+
+
+def next_command(identities: Sequence[Facts], library: str | None, model: str | None = None) -> str:
+    """The "Next:" line after identities are made (learned, mixed, imported): the generate command that draws
+    them. It names a model only where they name none and generate would find none (`families.drawing_model`):
+    `model` (the one the command was given), else MODEL and what it must be."""
+    from anybody.errors import UsageError
+    from anybody.identity.families import drawing_model
+
+    names = [name for name, _, _ in identities]
+    line = f'Next: anybody generate "a photo of {" and ".join(names)}" --identity {",".join(names)}'
+    if library:
+        line += f" --library {shlex.quote(str(library))}"
+    try:
+        drawing_model(identities, say=False)
+    except UsageError:
+        widths = " and ".join(str(width) for width in identities[0][2])
+        line += f" --model {shlex.quote(model)}" if model else \
+            f" --model MODEL  (MODEL: one whose text encoder is {widths} wide; {names[0]} names none)"
+    return line

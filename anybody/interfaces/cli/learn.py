@@ -8,6 +8,7 @@ import typing
 from dataclasses import dataclass
 
 from anybody.basis import BasisOptions
+from anybody.interfaces.cli.generate import next_command
 from anybody.interfaces.cli.options import add_device, add_library, add_model
 from anybody.learning.config import LearnConfig
 from anybody.methods import DEFAULT_METHOD, METHODS
@@ -137,8 +138,6 @@ def run(args: argparse.Namespace) -> int:
                            same_person=args.same_person)
     for identity in identities:
         print(f"Learned {identity.name}: {identity.path}")
-    together = " and ".join(identity.name for identity in identities)
-    print(f'Next: anybody generate "a photo of {together} on a beach" --identity '
-          f'{",".join(identity.name for identity in identities)}'
-          + (f" --library {args.library}" if args.library else ""))
+    print(next_command([(identity.name, identity.metadata, identity.widths) for identity in identities],
+                       args.library))
     return 0

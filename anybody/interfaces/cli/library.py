@@ -60,12 +60,13 @@ def run_identities(args: argparse.Namespace) -> int:
     from anybody.errors import UsageError
     from anybody.identity import library_names, resolve_identity
     from anybody.identity.contents import read_contents
+    from anybody.identity.library import CHECK_NAME
 
     if args.action == "list":
         return _list_identities(args.library, args.model)
     if not args.name:
         raise UsageError(f"identities {args.action} needs a name", f"anybody identities {args.action} NAME")
-    identity = read_contents(resolve_identity(args.name, args.library))
+    identity = read_contents(resolve_identity(args.name, args.library, fix=CHECK_NAME))
     if args.action == "show":
         print(f"{identity.name}: {identity.path} ({identity.path.stat().st_size:,} bytes)")
         coefficients = identity.shapes("coefficients")
@@ -90,6 +91,7 @@ def _list_identities(library: str | None, model: str | None) -> int:
     from anybody.errors import AnybodyError
     from anybody.identity import library_names, resolve_identity
     from anybody.identity.contents import read_contents
+    from anybody.identity.families import known
 
     names = library_names(library)
     if not names:
@@ -106,8 +108,8 @@ def _list_identities(library: str | None, model: str | None) -> int:
         note = "" if fits(identity.path) else f"! does not fit {model}"
         widths = "+".join(str(shape[1]) for shape in identity.shapes("embeddings").values())
         metadata = identity.metadata
-        rows.append((name, str(metadata.get("method", "unknown")), str(metadata.get("base_model", "unknown")), widths,
-                     str(metadata.get("created", ""))[:10], note))
+        rows.append((name, str(metadata.get("method", "unknown")), known(metadata.get("base_model")) or "not known",
+                     widths, str(metadata.get("created", ""))[:10], note))
     widths_ = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths_)).rstrip())
@@ -135,12 +137,20 @@ def _fit_checker(model: str | None):
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from anybody.identity import Identity
-    from anybody.identity.formats import default_token, export_path, prompt_hint
+    """Everything but kohya's file-name rule is checked from the identity file's header, before torch."""
+    from anybody.identity import resolve_identity
+    from anybody.identity.contents import read_contents
+    from anybody.identity.formats import check_export, default_token, export_target, prompt_hint
+
+    contents = read_contents(resolve_identity(args.identity, args.library))
+    sdxl = "text_encoder_2" in contents.shapes("embeddings")
+    stages = contents.shapes("stage_values").get("text_encoder", (0,))[0]
+    out = Path(args.out).expanduser() if args.out else export_target(contents.name, sdxl, args.format, EXPORTS)
+    check_export(contents.name, args.format, out, sdxl=sdxl, stages=stages, token=args.token, replace=args.replace)
+    from anybody.identity import read_identity
     from anybody.identity.writers import export_identity
 
-    identity = Identity.load(args.identity, args.library)
-    out = Path(args.out) if args.out else export_path(identity, args.format, EXPORTS)
+    identity = read_identity(contents.path)
     path = export_identity(identity, args.format, out, token=args.token, replace=args.replace)
     hint = prompt_hint(args.format, path, token=args.token or default_token(identity.name),
                        vectors=identity.token_count)
@@ -152,20 +162,26 @@ def run_export(args: argparse.Namespace) -> int:
 
 def run_import(args: argparse.Namespace) -> int:
     from anybody.identity import require_free, validate_name
-    from anybody.identity.readers import import_embedding
+    from anybody.identity.formats import embedding_source
+    from anybody.interfaces.cli.generate import next_command
 
     name = validate_name(args.name)
     if not args.replace:
         require_free([name], args.library, learning=False)
-    widths = None
+    embedding_source(args.file)  # a wrong path is refused before torch is imported
+    from anybody.identity.readers import import_embedding
+
+    widths, family = None, None
     if args.model:  # only then are diffusers and transformers imported
-        from anybody.models import load_pipeline, text_encoders
+        from anybody.models import load_pipeline, model_family, text_encoders
 
         pipe = load_pipeline(args.model, device="cpu")
         widths = {key: encoder.get_input_embeddings().weight.shape[1] for key, _, encoder in text_encoders(pipe)}
+        family = model_family(pipe)
     identity = import_embedding(args.file, name, widths)
-    if args.model:
-        identity.metadata["base_model"] = args.model
+    if args.model:  # the embedding was checked against this model: it is the one to draw it with
+        identity.metadata.update(base_model=args.model, family=family)
     path = identity.save(library=args.library)
     print(f"Imported {name} ({identity.token_count} vectors): {path}")
+    print(next_command([(identity.name, identity.metadata, identity.widths)], args.library))
     return 0

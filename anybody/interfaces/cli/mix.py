@@ -40,16 +40,14 @@ def parse_weights(text: str | None, count: int) -> list[float]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anybody.errors import UsageError
     from anybody.identity.mix import mix  # imports no model library until mixing starts
+    from anybody.identity.names import check_distinct
+    from anybody.interfaces.cli.generate import next_command
 
-    if len(set(args.identities)) != len(args.identities):
-        twice = next(name for index, name in enumerate(args.identities) if name in args.identities[:index])
-        raise UsageError(f"The identity {twice} is given twice", "Name each identity once")
+    check_distinct(args.identities)  # as given: the weights are keyed by them
     weights = dict(zip(args.identities, parse_weights(args.weights, len(args.identities))))
     mixed = mix(weights, args.name, library=args.library, model=args.model, replace=args.replace)
     shares = " + ".join(f"{share:g} {parent}" for parent, share in mixed.metadata["mixed_from"].items())
     print(f"Mixed {mixed.name} = {shares}: {mixed.path}")
-    print(f'Next: anybody generate "a photo of {mixed.name}" --identity {mixed.name}'
-          + (f" --library {args.library}" if args.library else ""))
+    print(next_command([(mixed.name, mixed.metadata, mixed.widths)], args.library, args.model))
     return 0
