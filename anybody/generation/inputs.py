@@ -10,7 +10,6 @@ recorded by name and SHA-256, which the PNGs carry (as AUTOMATIC1111 records its
 from __future__ import annotations
 
 import hashlib
-import logging
 import math
 import os
 from dataclasses import dataclass, field
@@ -23,8 +22,6 @@ from PIL import Image
 from anybody.errors import ModelError, PhotoError, UsageError, require_finite
 from anybody.face.photo import PhotoSource, load_photo
 from anybody.generation import defaults
-
-log = logging.getLogger("anybody")
 
 Task = Literal["text2img", "img2img", "inpaint"]
 ControlNetSource = str | os.PathLike[str] | object  # a Hub id, a folder or file, "tiny", or a loaded ControlNetModel
@@ -53,6 +50,7 @@ class DrawInputs:
     controlnet: ControlNetSource | None = None
     control_scale: float = defaults.CONTROL_SCALE
     sources: dict[str, Source] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was changed to fit (a mask resized), for a WARNING
 
     @property
     def task(self) -> Task:
@@ -107,13 +105,14 @@ def read_inputs(
         inputs.image, inputs.sources["image"] = _read(image, "picture")
     if mask is not None:
         picture, inputs.sources["mask"] = _read(mask, "mask")
-        inputs.mask = _checked_mask(picture.convert("L"), inputs.image.size, inputs.sources["mask"].name)
+        inputs.mask = _checked_mask(picture.convert("L"), inputs.image.size, inputs.sources["mask"].name,
+                                    inputs.notes)
     if control_image is not None:
         what = "photo to make the control image from" if control_kind else "control image"
         picture, inputs.sources["control"] = _read(control_image, what)
         if control_kind == "canny":
             picture = canny_edges(picture)
-        inputs.control_image = _fitted_control(picture, inputs.image)
+        inputs.control_image = _fitted_control(picture, inputs.image, inputs.notes)
     return inputs
 
 
@@ -170,7 +169,7 @@ def _read(picture: PhotoSource, what: str) -> tuple[Image.Image, Source]:
     return image, Source("(in memory)", hashlib.sha256(image.tobytes()).hexdigest())
 
 
-def _checked_mask(mask: Image.Image, size: tuple[int, int], name: str) -> Image.Image:
+def _checked_mask(mask: Image.Image, size: tuple[int, int], name: str, notes: list[str]) -> Image.Image:
     """The mask at the picture's size: resized when it has the picture's shape, refused when it has another
     shape (it was painted on another picture), or when it asks to redraw nothing or everything."""
     if mask.size != size:
@@ -179,8 +178,8 @@ def _checked_mask(mask: Image.Image, size: tuple[int, int], name: str) -> Image.
             raise UsageError(
                 f"The mask {name} is {mask.width} x {mask.height} px, another shape than the picture "
                 f"({size[0]} x {size[1]} px)", "Paint the mask on the picture itself, or give it the picture's size")
-        log.warning("The mask %s is %d x %d px and the picture %d x %d px: the mask is resized to the picture",
-                    name, mask.width, mask.height, *size)
+        notes.append(f"The mask {name} is {mask.width} x {mask.height} px and the picture {size[0]} x {size[1]} "
+                     "px: the mask is resized to the picture")
         mask = mask.resize(size, Image.Resampling.BILINEAR)  # no ringing into the part that is kept
     low, high = mask.getextrema()
     if high == 0:
@@ -193,10 +192,10 @@ def _checked_mask(mask: Image.Image, size: tuple[int, int], name: str) -> Image.
     return mask
 
 
-def _fitted_control(control: Image.Image, image: Image.Image | None) -> Image.Image:
+def _fitted_control(control: Image.Image, image: Image.Image | None, notes: list[str]) -> Image.Image:
     """The control image at the size of the picture drawn into, whose pixels it must line up with."""
     if image is None or control.size == image.size:
         return control
-    log.warning("The control image is %d x %d px and the picture %d x %d px: the control image is resized to the "
-                "picture", *control.size, *image.size)
+    notes.append(f"The control image is {control.width} x {control.height} px and the picture {image.width} x "
+                 f"{image.height} px: the control image is resized to the picture")
     return control.resize(image.size, Image.Resampling.LANCZOS)

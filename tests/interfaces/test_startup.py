@@ -56,9 +56,14 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     (["mix", "alice", "bob", "--weights", "0,0", "--name", "x"], 2),
     (["identities", "--library", "empty"], 0),
     (["identities", "show", "--library", "empty"], 2),
+    (["generate", "a photo of alice", "--mask", "mask.png"], 2),
+    (["generate", "a photo of alice", "--image", "empty", "--strength", "1.5"], 2),
+    (["generate", "a photo of alice", "--image", "missing.png"], 2),
+    (["generate", "a photo of alice", "--control", "missing.png", "--controlnet", "./missing-controlnet"], 2),
 ], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "learn --steps 0",
         "learn --same-person with two names", "mix with all-zero weights", "identities, empty library",
-        "identities show without a name"])
+        "identities show without a name", "generate --mask without --image", "generate --strength 1.5",
+        "generate --image missing.png", "generate --controlnet ./missing-controlnet"])
 def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):
     (tmp_path / "empty").mkdir()
     assert _start(argv, tmp_path) == (code, [])

@@ -6,6 +6,7 @@ table quotes (which name the file) are exactly what the CLI prints when run from
 
 from __future__ import annotations
 
+import json
 import shutil
 import struct
 import zlib
@@ -182,8 +183,27 @@ def make_several_photos(folder: Path) -> None:
         other.convert("RGB").crop((96, 40, 416, 360)).save(folder / "someone-else.jpg", quality=95)
 
 
+def make_control_files(folder: Path) -> None:
+    """A 96 x 64 scene and masks for it (another shape, half the size, all black, all white), and an SD 2.1
+    ControlNet's folder with only its config (enough to refuse it: the config is read before the weights)."""
+    rng = np.random.default_rng(3)
+    Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(folder / "scene.png")
+    half = Image.new("L", (48, 32), 0)
+    half.paste(255, (10, 8, 30, 24))
+    half.save(folder / "mask-half-size.png")
+    Image.new("L", (64, 64), 0).save(folder / "mask-square.png")
+    Image.new("L", (96, 64), 0).save(folder / "mask-black.png")
+    Image.new("L", (96, 64), 255).save(folder / "mask-white.png")
+    (folder / "controlnet-sd21").mkdir()
+    config = {"_class_name": "ControlNetModel", "cross_attention_dim": 1024, "in_channels": 4,
+              "block_out_channels": [320, 640, 1280, 1280], "attention_head_dim": [5, 10, 20, 20],
+              "use_linear_projection": True}
+    (folder / "controlnet-sd21" / "config.json").write_text(json.dumps(config))
+
+
 def make_all(folder: Path) -> Path:
     make_photos(folder)
+    make_control_files(folder)
     make_several_photos(folder)
     make_batch_files(folder)
     make_identity_files(folder)

@@ -56,6 +56,7 @@ def _face(photo: str) -> list[str]:
 LEARN = ["learn", "me.jpg", "--model", "tiny", "--library", "lib", "--name"]
 GENERATE = ["generate", "a photo of alice", "--identity", "alice", "--library", "lib"]
 MIX = ["mix", "alice", "wide", "--name", "mixed", "--library", "lib"]
+INPAINT = [*GENERATE, "--image", "scene.png", "--mask"]
 CASES: dict[str, list[str]] = {
     # Photos
     "missing path (`missing.jpg`)": _face("missing.jpg"),
@@ -148,6 +149,28 @@ CASES: dict[str, list[str]] = {
     "an output folder that is a file (`--out notes.jpg`)": [*GENERATE, "--out", "notes.jpg"],
     'a prompt without the identity (`"a photo of bob" --identity alice`)': ["generate", "a photo of bob", "--identity",
                                                                            "alice", "--library", "lib"],
+    # Drawing into a picture or a pose
+    "a mask without a picture (`--mask mask-half-size.png`)": [*GENERATE, "--mask", "mask-half-size.png"],
+    "a strength outside (0, 1] (`--image scene.png --strength 1.5`)": [*GENERATE, "--image", "scene.png",
+                                                                      "--strength", "1.5"],
+    "a strength that leaves no step (`--image scene.png --strength 0.05 --steps 10`)": [
+        *GENERATE, "--image", "scene.png", "--strength", "0.05", "--steps", "10"],
+    "a mask of another shape (`--image scene.png --mask mask-square.png`, 64 x 64)": [*INPAINT, "mask-square.png"],
+    "a mask of the picture's shape at another size (`--mask mask-half-size.png`, 48 x 32)": [
+        *INPAINT, "mask-half-size.png", "-n", "1", "--steps", "1", "--out", "out"],
+    "an empty mask (`--mask mask-black.png`, all black)": [*INPAINT, "mask-black.png"],
+    "an all-white mask (`--mask mask-white.png`)": [*INPAINT, "mask-white.png"],
+    "a mask that is not an image (`--mask notes.jpg`, text)": [*INPAINT, "notes.jpg"],
+    "a picture that is not there (`--image missing.png`)": [*GENERATE, "--image", "missing.png"],
+    "a control image that cannot be read (`--control notes.jpg --controlnet tiny`)": [
+        *GENERATE, "--control", "notes.jpg", "--controlnet", "tiny"],
+    "a control image without a ControlNet (`--control scene.png`)": [*GENERATE, "--control", "scene.png"],
+    "a ControlNet path that is not there (`--controlnet ./no-such-controlnet`)": [
+        *GENERATE, "--control", "scene.png", "--controlnet", "./no-such-controlnet"],
+    "a ControlNet of another family (`--controlnet controlnet-sd21` on the tiny SD 1.x model)": [
+        *GENERATE, "--control", "scene.png", "--controlnet", "controlnet-sd21", "--model", "tiny"],
+    "an inpainting model without a mask (`--model tiny-inpaint`, no `--image`)": [*GENERATE, "--model",
+                                                                                  "tiny-inpaint"],
     # Many people
     "a folder with no photos (`learn-batch photos`)": ["learn-batch", "photos", "--model", "tiny"],
     "one name twice in a folder (`learn-batch people`: `alice.jpg` and `Alice.png`)": ["learn-batch", "people"],
