@@ -9,6 +9,9 @@
   which query resolution they run, derived from the UNet's blocks and the latent size.
 - `face_attention_loss`: SeFi-IDE's MSE between the reference and target maps.
 - `attention_heatmaps`: a Figure-1-style sheet of per-word maps over a generated picture.
+- Per-person regions: `parse_region` / `check_regions` read "alice=left" or a box of fractions (no model
+  library imported); `drawn_in_regions(pipe, prompt, {tokens: region}, guidance_scale)` keeps each
+  identity's tokens inside its region in every cross-attention layer while `pipe` draws (`RegionMasks`).
 
 One SeFi-IDE training step (one UNet call gives the noise prediction and both maps, because A_r and
 A_t must come from the same queries, and the queries of a deep layer depend on the prompt):
@@ -55,8 +58,10 @@ if TYPE_CHECKING:
     )
     from anybody.attention.loss import PAPER_WEIGHT, TokenChoice, face_attention_loss
     from anybody.attention.processors import CrossAttentionProcessor, InstalledProcessors, install
-    from anybody.attention.store import AttentionRecord, AttentionStore
-    from anybody.attention.tokens import PromptWord, prompt_length, prompt_words, token_positions
+    from anybody.attention.region_masks import RegionMasks, drawn_in_regions, soft_mask
+    from anybody.attention.regions import FEATHER, PRESETS, Region, check_regions, parse_region
+    from anybody.attention.store import AttentionRecord, AttentionStore, LogitBias
+    from anybody.attention.tokens import PromptWord, pipeline_prompt, prompt_length, prompt_words, token_positions
 
 _EXPORTS = {
     "heatmaps": (
@@ -81,11 +86,15 @@ _EXPORTS = {
     ),
     "loss": ("PAPER_WEIGHT", "TokenChoice", "face_attention_loss"),
     "processors": ("CrossAttentionProcessor", "InstalledProcessors", "install"),
-    "store": ("AttentionRecord", "AttentionStore"),
-    "tokens": ("PromptWord", "prompt_length", "prompt_words", "token_positions"),
+    "region_masks": ("RegionMasks", "drawn_in_regions", "soft_mask"),
+    "regions": ("FEATHER", "PRESETS", "Region", "check_regions", "parse_region"),
+    "store": ("AttentionRecord", "AttentionStore", "LogitBias"),
+    "tokens": ("PromptWord", "pipeline_prompt", "prompt_length", "prompt_words", "token_positions"),
 }
 __all__ = [
+    "FEATHER",
     "PAPER_WEIGHT",
+    "PRESETS",
     "SEFI_LEVEL",
     "AttentionAverager",
     "AttentionRecord",
@@ -95,22 +104,30 @@ __all__ = [
     "HeatmapResult",
     "HeatmapSheet",
     "InstalledProcessors",
+    "LogitBias",
     "PromptWord",
+    "Region",
+    "RegionMasks",
     "Resolution",
     "TokenChoice",
     "attention_heatmaps",
     "block_resolutions",
+    "check_regions",
     "colormap",
     "cross_attention_layers",
     "cross_attention_modules",
     "cross_attention_resolutions",
+    "drawn_in_regions",
     "face_attention_loss",
     "install",
     "latent_size_of",
+    "parse_region",
+    "pipeline_prompt",
     "prompt_length",
     "prompt_words",
     "render_heatmaps",
     "resolution_for",
+    "soft_mask",
     "token_positions",
     "word_maps",
 ]

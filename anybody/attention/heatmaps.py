@@ -5,13 +5,15 @@ the "cup" map has nowhere left to go. `attention_heatmaps(pipe, prompt, path)` r
 generation with recording processors, averages the maps over heads, layers of one resolution and
 denoising steps (the conditional half only, under classifier-free guidance), and writes one PNG: the
 picture, then every word's map (normalised per word) blended over it, the word written under each tile.
+With regions (`RegionMasks`), the picture is drawn with them and each identity's tile shows its region
+outlined, so a user sees the identity's attention stay inside its box.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +23,10 @@ from PIL import Image, ImageDraw, ImageFont
 
 from anybody.attention.layers import SEFI_LEVEL, Resolution, as_resolution, latent_size_of, resolution_for
 from anybody.attention.processors import install
+from anybody.attention.region_masks import RegionMasks
+from anybody.attention.regions import Region
 from anybody.attention.store import AttentionStore
-from anybody.attention.tokens import PromptWord, prompt_words
+from anybody.attention.tokens import PromptWord, pipeline_prompt, prompt_words
 from anybody.errors import UsageError, misuse
 from anybody.storage import write_with
 
@@ -132,12 +136,14 @@ def render_heatmaps(
     columns: int | None = None,
     tile: int = 256,
     alpha: float = 0.5,
+    outlines: Mapping[int, Region] | None = None,
 ) -> HeatmapSheet:
     """Lay out the picture and one blended heatmap per word in a grid, each tile labelled.
 
     `maps` is (tokens, height, width) for this picture (`AttentionAverager.average()[i]`). Each word's
     map is upsampled to the tile and normalised on its own, so a weak word still shows where it acts;
-    compare shapes between tiles, not brightness.
+    compare shapes between tiles, not brightness. `outlines` maps a word's index to a region drawn on its
+    tile (a white box edged in black, visible on every colour of the map).
     """
     if not words:
         raise UsageError("The prompt has no words to draw", "Give a prompt with at least one word")
@@ -151,9 +157,11 @@ def render_heatmaps(
     normalised = ((upsampled - low) / (high - low).clamp_min(1e-12)).numpy()
 
     tiles = [Image.fromarray(base.astype(np.uint8))]
-    for heat in normalised:
+    for index, heat in enumerate(normalised):
         blended = (1.0 - alpha) * base + alpha * colormap(heat).astype(np.float64)
         tiles.append(Image.fromarray(np.round(blended).astype(np.uint8)))
+        if outlines and index in outlines:
+            _outline(tiles[-1], outlines[index])
     labels = ["(picture)", *(word.text for word in words)]
 
     columns = columns or min(len(tiles), max(4, math.ceil(math.sqrt(len(tiles)))))
@@ -176,6 +184,16 @@ def render_heatmaps(
     return HeatmapSheet(sheet, labels, boxes)
 
 
+def _outline(tile: Image.Image, region: Region) -> None:
+    """Draw the region's box on the tile: 2 px of white between 1 px of black on each side."""
+    width, height = tile.size
+    box = [round(region.left * width), round(region.top * height),
+           round(region.right * width) - 1, round(region.bottom * height) - 1]
+    draw = ImageDraw.Draw(tile)
+    for inset, colour in ((0, "black"), (1, "white"), (2, "white"), (3, "black")):
+        draw.rectangle([box[0] + inset, box[1] + inset, box[2] - inset, box[3] - inset], outline=colour)
+
+
 @dataclass
 class HeatmapResult:
     """What `attention_heatmaps` produced: the generated picture, the sheet, the words and their maps."""
@@ -195,14 +213,16 @@ def attention_heatmaps(
     height: int | None = None,
     width: int | None = None,
     tile: int = 256,
+    regions: RegionMasks | None = None,
     **pipe_kwargs: object,
 ) -> HeatmapResult:
     """Generate one picture with `pipe(prompt, ...)` and draw where each word of the prompt attended.
 
     `level` picks the cross-attention resolution (0 = highest; 1 = SeFi-IDE's 32x32 at 512 px on SD 1.x).
-    Any other keyword goes to the pipeline (num_inference_steps, guidance_scale, generator, ...). The
-    processors the pipeline had are restored afterwards, even on error. With `path`, the sheet is written
-    there as a PNG.
+    `regions` (made for this prompt and guidance scale) keep identities in their regions while drawing,
+    and each identity's tile shows its region. Any other keyword goes to the pipeline
+    (num_inference_steps, guidance_scale, generator, ...). The processors the pipeline had are restored
+    afterwards, even on error. With `path`, the sheet is written there as a PNG.
     """
     if pipe_kwargs.get("num_images_per_prompt", 1) != 1 or not isinstance(prompt, str):
         raise misuse("attention_heatmaps draws one picture from one prompt",
@@ -217,12 +237,15 @@ def attention_heatmaps(
     width = width or height
     latent = latent_size_of(pipe, height, width)
     recorder = AttentionAverager(resolution_for(unet, latent, level), conditional_batch=1)
+    recorder.regions = regions
     with install(unet, recorder):
         output = pipe(prompt, height=height, width=width, output_type="pil", **pipe_kwargs)
     picture = output.images[0]
     maps = recorder.average()[0]
-    words = prompt_words(pipe.tokenizer, prompt)
-    sheet = render_heatmaps(picture, words, maps, tile=tile)
+    words = prompt_words(pipe.tokenizer, pipeline_prompt(pipe, prompt))
+    outlines = {index: region for index, word in enumerate(words) for positions, region in
+                (regions.columns if regions is not None else ()) if set(word.positions) & set(positions)}
+    sheet = render_heatmaps(picture, words, maps, tile=tile, outlines=outlines)
     if path is not None:
         sheet.save(path)
     return HeatmapResult(picture, sheet, words, maps)

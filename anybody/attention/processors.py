@@ -5,16 +5,17 @@ cross-attention layers; self-attention keeps whatever processor it had. Where no
 use `scaled_dot_product_attention` like diffusers' own `AttnProcessor2_0`; at the recorded resolution
 they compute softmax(Q K^T * scale) explicitly, because the probabilities themselves are what SeFi-IDE's
 loss and the heatmaps need. With the keys and values from the same encoding both paths give diffusers'
-output (to float rounding).
+output (to float rounding). A store with `regions` adds their logit bias to both paths (`region_masks`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 
 import torch
 import torch.nn.functional as F
+from torch.utils.hooks import RemovableHandle
 
 from anybody.attention.layers import (
     cross_attention_modules,
@@ -72,16 +73,20 @@ class CrossAttentionProcessor:
         if attention_mask is not None:
             attention_mask = attn.prepare_attention_mask(attention_mask, key.shape[2], batch_size)
             attention_mask = attention_mask.view(batch_size, heads, -1, attention_mask.shape[-1])
+        target_mask = attention_mask  # the reference prompt's tokens are other words: no region applies to them
+        if store.regions is not None:
+            bias = store.regions.bias(query_pixels, batch_size, key.shape[2], query.dtype, query.device)
+            target_mask = bias if attention_mask is None else attention_mask + bias
 
         if store.wants(query_pixels):
-            probabilities = self._probabilities(attn, query, key, attention_mask)
+            probabilities = self._probabilities(attn, query, key, target_mask)
             output = probabilities @ value
             reference = None
             if store.reference_states is not None:
                 reference = self._reference(attn, query, store.reference_states, hidden_states, attention_mask)
             store.record(self.layer, heads, probabilities.flatten(0, 1), reference)
         else:
-            output = F.scaled_dot_product_attention(query, key, value, attn_mask=attention_mask, dropout_p=0.0,
+            output = F.scaled_dot_product_attention(query, key, value, attn_mask=target_mask, dropout_p=0.0,
                                                     is_causal=False, scale=attn.scale)
 
         output = output.transpose(1, 2).reshape(batch_size, -1, output.shape[1] * output.shape[3])
@@ -142,17 +147,20 @@ class InstalledProcessors:
     """What `install` returns: the processors that were there before, put back by `remove()` or `with`."""
 
     def __init__(self, unet: torch.nn.Module, previous: Mapping[str, object], layer_names: list[str],
-                 store: AttentionStore) -> None:
+                 store: AttentionStore, hooks: Sequence[RemovableHandle] = ()) -> None:
         self.unet = unet
         self.previous = dict(previous)
         self.layer_names = layer_names
         self.store = store
+        self.hooks = list(hooks)
         self.removed = False
 
     def remove(self) -> None:
-        """Restore the previous processors (once; later calls do nothing)."""
+        """Restore the previous processors, and remove the hooks `install` added (once; later calls do nothing)."""
         if not self.removed:
             self.unet.set_attn_processor(dict(self.previous))  # diffusers pops from the dict: give a copy
+            for hook in self.hooks:
+                hook.remove()
             self.removed = True
 
     def __enter__(self) -> InstalledProcessors:
@@ -173,6 +181,9 @@ def install(unet: torch.nn.Module, store: AttentionStore) -> InstalledProcessors
     are still installed and the store's `resolution`, `value_states`, `key_states` and
     `reference_states` unchanged (set `store.recording = False` first to keep the records as they are).
     Otherwise the recomputation differs from the first pass and torch raises a CheckpointError.
+
+    A store with `regions` (set before this call) also gets a UNet forward pre-hook that reads each call's
+    latent size, from which the masks know every layer's grid.
     """
     previous = unet.attn_processors
     names = [name for name, _ in cross_attention_modules(unet)]
@@ -180,4 +191,5 @@ def install(unet: torch.nn.Module, store: AttentionStore) -> InstalledProcessors
     for name in names:
         processors[f"{name}.processor"] = CrossAttentionProcessor(store, name)
     unet.set_attn_processor(processors)
-    return InstalledProcessors(unet, previous, names, store)
+    hooks = [store.regions.attach(unet)] if store.regions is not None else []
+    return InstalledProcessors(unet, previous, names, store, hooks)

@@ -9,11 +9,25 @@ calls instead of re-installing processors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
+from torch.utils.hooks import RemovableHandle
 
 from anybody.attention.layers import Resolution, as_resolution
 from anybody.errors import misuse
+
+
+class LogitBias(Protocol):
+    """What the processors add to the attention logits of every layer (`RegionMasks`, per-person regions)."""
+
+    def bias(self, pixels: int, batch: int, tokens: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """(batch, 1 or heads, pixels, tokens) for a layer with this many query pixels."""
+        ...
+
+    def attach(self, unet: torch.nn.Module) -> RemovableHandle:
+        """Whatever hook on the UNet the bias needs (`install` adds it and removes it with the processors)."""
+        ...
 
 
 @dataclass
@@ -55,6 +69,9 @@ class AttentionStore:
     - `reference_states`: a second encoding (the reference prompt, "... person") whose keys are scored
       against the SAME queries at the recorded layers; its maps are recorded as constants (no gradient)
       and do not change the UNet's output. This is SeFi-IDE's A_r = softmax(Q K_r^T / sqrt(d)).
+    - `regions`: a `LogitBias` (a `RegionMasks`) that keeps each identity's tokens inside its region at
+      every layer (a bias on the attention logits of those tokens' columns); None leaves every token free.
+      Set it before `install`, which adds the hook it needs.
     - `recording`: set False to pause recording without changing what the processors compute (for
       example while gradient checkpointing recomputes the forward pass during `backward()`).
 
@@ -70,12 +87,14 @@ class AttentionStore:
         value_states: torch.Tensor | None = None,
         key_states: torch.Tensor | None = None,
         reference_states: torch.Tensor | None = None,
+        regions: LogitBias | None = None,
     ) -> None:
         self.resolution: Resolution | None = None if resolution is None else as_resolution(resolution)
         self.keep_grad = keep_grad
         self.value_states = value_states
         self.key_states = key_states
         self.reference_states = reference_states
+        self.regions = regions
         self.recording = True
         self.records: list[AttentionRecord] = []
 

@@ -30,6 +30,13 @@ def _ids(tokenizer: object, prompt: str) -> list[int]:
     return list(tokenizer(prompt, truncation=True, max_length=tokenizer.model_max_length).input_ids)
 
 
+def pipeline_prompt(pipe: object, prompt: str) -> str:
+    """The prompt as a diffusers pipeline tokenizes it: its textual-inversion loader expands a multi-vector
+    token ("<alice>" to "<alice> <alice>_1"), which moves every later word's position."""
+    convert = getattr(pipe, "maybe_convert_prompt", None)
+    return convert(prompt, pipe.tokenizer) if convert is not None else prompt
+
+
 def prompt_length(tokenizer: object, prompt: str) -> int:
     """How many positions the prompt fills, start and end tokens included (the loss's option #2)."""
     return len(_ids(tokenizer, prompt))
