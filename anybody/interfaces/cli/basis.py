@@ -56,12 +56,15 @@ def add_filter_parser(actions: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from anybody.basis import build_basis
     from anybody.basis.filter import names_file
-    from anybody.models import load_pipeline, text_encoders
+    from anybody.models.catalog import locate_model
 
     options = BasisOptions(alignment=args.alignment, max_components=args.components,
                            names_file=names_file(args.names) if args.names else None)
+    locate_model(args.model)  # a model that cannot be had is refused before torch is imported
+    from anybody.basis import build_basis
+    from anybody.models import load_pipeline, text_encoders
+
     pipe = load_pipeline(args.model, device=args.device or "cpu", dtype=args.dtype, config=args.config)
     for encoder_name, tokenizer, encoder in text_encoders(pipe):
         basis = build_basis(tokenizer, encoder.get_input_embeddings().weight, options=options)
@@ -78,14 +81,17 @@ def run(args: argparse.Namespace) -> int:
 
 def run_filter(args: argparse.Namespace) -> int:
     from anybody import settings
-    from anybody.basis import load_names
     from anybody.basis.filter import filter_names, names_file
+    from anybody.models.catalog import locate_model
 
     chosen = FilterSettings(
         model=args.model or settings.default_model(), names=names_file(args.names) if args.names else None,
         images=args.images, steps=args.steps, seed=args.seed, min_detected=args.min_detected,
         same_person=args.same_person, scorer=args.scorer, offset=args.offset, limit=args.limit, out=args.out,
         device=args.device, dtype=args.dtype)
+    locate_model(chosen.model)  # a model that cannot be had is refused before torch is imported
+    from anybody.basis import load_names
+
     scores = filter_names(chosen)
     kept = len(load_names(chosen.out))
     print(f"Scored {len(scores)} names in this slice; {kept} kept so far in {chosen.out} "

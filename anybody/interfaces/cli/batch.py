@@ -36,10 +36,13 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from anybody.learning.batch import learn_batch, read_jobs, write_summary
-    from anybody.learning.precision import check_request
+    from anybody.models.catalog import locate_model
 
     jobs = read_jobs(args.folder, args.csv)
     config_from(args)  # bad options refused before anything loads
+    locate_model(args.model)  # a model that cannot be had is refused before torch is imported
+    from anybody.learning.precision import check_request
+
     check_request("cpu" if args.cpu else None, args.dtype)
     summary = learn_batch(jobs, args.model, lambda method: config_from(Namespace(**{**vars(args),
                                                                                   "method": method or args.method})),

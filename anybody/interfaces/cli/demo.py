@@ -23,6 +23,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from anybody.models.catalog import locate_model
+
+    locate_model(args.model)  # a model that cannot be had is refused before torch is imported
     from anybody.generation import defaults, generate
     from anybody.learning import LearnConfig, learn
     from anybody.models import load_pipeline

@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from anybody import settings
+    from anybody.models.catalog import locate_model
 
     model = args.model or settings.default_model()
     methods = parse_methods(args.methods)
@@ -77,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
             photos=args.photos, model=model, methods=methods, steps=args.steps or RecoverySettings.steps,
             views=args.views or RecoverySettings.views, learning_rate=args.lr, seed=args.seed,
             out=args.out or RecoverySettings.out, device=args.device, dtype=args.dtype)
+        locate_model(model)  # a model that cannot be had is refused before any learning
         recover(recovery)
         print(Path(recovery.out, "recovery.md").read_text(encoding="utf-8"), end="")
         print(f"Written: {Path(recovery.out, 'recovery.md')} and recovery.json")
@@ -89,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         resolution=args.resolution, drawing_steps=args.drawing_steps, guidance=args.guidance, scorer=args.scorer,
         clip=args.clip, clip_threshold=args.clip_threshold, out=args.out or DEFAULT_OUT, device=args.device,
         dtype=args.dtype, **({"face_encoder": args.face_encoder} if args.face_encoder else {}))
+    locate_model(model)  # a model that cannot be had is refused before any learning
     result = evaluate(evaluation)
     print(f"{result.new_images} image{'s' if result.new_images != 1 else ''} drawn, {len(result.rows)} scored.")
     print(Path(evaluation.out, "report.md").read_text(encoding="utf-8"), end="")

@@ -41,6 +41,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from anybody.errors import require_finite
     from anybody.interfaces.web import server
+    from anybody.models.catalog import locate_model
 
     server.require_gradio()
     host = server.choose_host(args.host, args.share_on_network)
@@ -52,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: listening on {host}: every machine that can reach port {args.port} is asked for the "
               "password; it travels unencrypted (plain HTTP), so share the app on networks you trust only.",
               file=sys.stderr)
-    server.serve(args.model or os.environ.get("ANYBODY_MODEL") or UI_DEFAULT_MODEL, host=host, port=args.port,
+    model = args.model or os.environ.get("ANYBODY_MODEL") or UI_DEFAULT_MODEL
+    locate_model(model)  # a model that is not here is refused now rather than at the first drawing
+    server.serve(model, host=host, port=args.port,
                  library=args.library, out=args.out, max_upload_mb=args.max_upload_mb, device=args.device,
                  dtype=args.dtype, auth=auth)
     return 0
