@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 
@@ -17,9 +18,10 @@ def test_learn_then_generate_through_the_cli(sample_photo, tmp_path, capsys):
     assert main(["learn", str(sample_photo), "--name", "eileen", "--model", "tiny", "--steps", "4", "--views", "4",
                  "--library", str(library)]) == 0
     assert (library / "eileen.safetensors").is_file()
-    out = tmp_path / "out"
-    assert main(["generate", "a photo of eileen on the moon", "--identity", "eileen", "--library", str(library),
-                 "-n", "2", "--steps", "2", "--seed", "3", "--out", str(out)]) == 0
+    hint = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("Next: anybody "))
+    out = tmp_path / "out"  # the "Next:" line, as printed, with a few more options
+    assert main([*shlex.split(hint.removeprefix("Next: anybody ")), "-n", "2", "--steps", "2", "--seed", "3",
+                 "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "00-seed3.png" in printed and (out / "01-seed4.png").is_file() and (out / "sheet.png").is_file()
     assert Image.open(out / "00-seed3.png").text["model"] == "tiny"  # generate used the identity's own model
