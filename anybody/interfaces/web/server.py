@@ -126,7 +126,7 @@ def running_app(studio: Any, host: str = LOOPBACK, port: int = PORT,
                 inbrowser=False, max_file_size=f"{studio.max_upload_mb:g}mb", allowed_paths=[str(studio.out)],
                 theme=gr.themes.Default(), css=CSS, mcp_server=False, ssr_mode=False, footer_links=["api"],
                 run_history=False, auth=[auth] if auth else None,
-                auth_message="anybody: the user and password given to anybody ui --auth" if auth else None)
+                auth_message="anybody: ask whoever started this app for its user name and password" if auth else None)
     try:
         yield page
     finally:
