@@ -38,6 +38,7 @@ log = logging.getLogger("anybody")
 
 BUILD_VERSION = 2  # bump when the recipe changes: it is part of every basis hash (2: the rows used, not the table)
 POSITIONS = ("first name", "surname")
+MIN_NAMES = 2  # per position: fewer leave no direction for the basis to span
 
 
 @dataclass
@@ -162,7 +163,7 @@ def _choose_tokens(
             else:
                 chosen[position].append(token)
     for position, ids in enumerate(chosen):
-        if len(ids) < 2:
+        if len(ids) < MIN_NAMES:
             raise ModelError(
                 f"Only {len(ids)} names give a usable {POSITIONS[position]} token with this tokenizer",
                 "Use a longer names list (--names FILE) or --alignment positions",

@@ -142,3 +142,15 @@ def test_running_out_of_memory_is_one_line_naming_the_fixes(monkeypatch, capsys)
     error = capsys.readouterr().err
     assert error.startswith("error: Out of memory (it tried to allocate 4,294,967,296.0 GiB more). Draw fewer")
     assert error.count("\n") == 1 and "--batch-size 1" in error and "Traceback" not in error
+
+
+@pytest.mark.slow
+def test_basis_filter_suggests_no_basis_of_too_few_names(tmp_path, capsys):
+    """The tiny model draws no faces, so no name is kept: `anybody basis --names` would be refused."""
+    names = tmp_path / "names.txt"
+    names.write_text("Tom Hanks\nEmma Stone\n")
+    assert main(["basis", "filter", "--model", "tiny", "--names", str(names), "--images", "2", "--steps", "1",
+                 "--out", str(tmp_path / "kept.txt")]) == 0
+    printed = capsys.readouterr().out
+    assert "0 kept so far" in printed and "Next:" not in printed
+    assert "A basis needs at least 2 names" in printed

@@ -4,6 +4,7 @@ model draws as one consistent face (writes a names file for `basis --names` and 
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from anybody.basis import BasisOptions
 from anybody.basis.filter import IMAGES, MIN_DETECTED, OUT, FilterSettings
@@ -81,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
 
 def run_filter(args: argparse.Namespace) -> int:
     from anybody import settings
+    from anybody.basis.builder import MIN_NAMES
     from anybody.basis.filter import filter_names, names_file
     from anybody.models.catalog import locate_model
 
@@ -96,5 +98,11 @@ def run_filter(args: argparse.Namespace) -> int:
     kept = len(load_names(chosen.out))
     print(f"Scored {len(scores)} names in this slice; {kept} kept so far in {chosen.out} "
           f"(scores in {chosen.out}.scores.json).")
-    print(f"Next: anybody basis --names {chosen.out}  (or anybody learn PHOTO --name NAME --names {chosen.out})")
+    if kept < MIN_NAMES:  # a basis of them would be refused
+        print(f"A basis needs at least {MIN_NAMES} names: filter more of the list (--offset, --limit), or with a "
+              "model that draws faces.")
+        return 0
+    same = f" --model {shlex.quote(args.model)}" if args.model else ""  # the names are this model's
+    names = shlex.quote(str(chosen.out))
+    print(f"Next: anybody basis --names {names}{same}  (or anybody learn PHOTO --name NAME --names {names}{same})")
     return 0
