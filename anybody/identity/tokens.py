@@ -17,8 +17,12 @@ from anybody.errors import IdentityError
 
 def install_tokens(tokenizer, text_encoder: torch.nn.Module, tokens: Sequence[str],
                    embeddings: torch.Tensor | None = None) -> list[int]:
-    """Add the tokens (if new) to the tokenizer and the encoder's table; write their rows if given."""
-    missing = [token for token in tokens if token not in tokenizer.get_vocab()]
+    """Add the tokens (if new) to the tokenizer and the encoder's table; write their rows if given.
+
+    A token the tokenizer lacks maps to its unknown token: asking so costs nothing, where `get_vocab()` builds
+    a dict of all 49,408 CLIP words (0.1 s) each time."""
+    known = tokenizer.convert_tokens_to_ids(list(tokens))
+    missing = [token for token, index in zip(tokens, known) if index is None or index == tokenizer.unk_token_id]
     if missing:
         tokenizer.add_tokens(missing)
         table = text_encoder.get_input_embeddings()
