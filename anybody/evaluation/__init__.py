@@ -5,7 +5,7 @@
                                 clip="openai/clip-vit-large-patch14"))
 
 Modules: `metrics` (the numbers, numpy only), `prompts` (the shipped suite), `variants` (method specs such
-as celeb-basis+attention), `scoring` (face recognizer and CLIP), `result` (the people and the scored rows),
+as celeb-basis+attention), `scoring` (face recognizer and CLIP), `people` (one per photo), `result` (what was scored),
 `harness` (learn, draw, score, resume), `report` (report.json, report.md, report.html), `recovery` (the
 synthetic recovery task).
 """

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -24,14 +23,13 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from anybody.errors import Interrupted, UsageError
+from anybody.evaluation.people import Person, find_people
 from anybody.evaluation.prompts import Prompt, load_prompts
-from anybody.evaluation.result import EvaluationResult, Person
+from anybody.evaluation.result import EvaluationResult
 from anybody.evaluation.scoring import ClipScorer, FaceScorer, load_clip
 from anybody.evaluation.settings import EvaluationSettings
-from anybody.face import load_photo
-from anybody.face.photo import photo_files
 from anybody.identity import Identity
-from anybody.identity.names import identity_path, validate_name
+from anybody.identity.names import identity_path
 from anybody.learning.config import LearnConfig
 from anybody.storage import make_folder, write_json
 
@@ -72,27 +70,6 @@ class Drawing:
 
     def drawn(self) -> bool:
         return all(path.is_file() for path in self.paths)
-
-
-def find_people(folder: str | os.PathLike[str]) -> list[Person]:
-    """One person per photo in `folder`, named by the file name (checked as an identity name)."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise UsageError(f"{root} is not a folder", "Give a folder holding one photo per person, named after "
-                         "the person (alice.jpg, bob.png)")
-    photos = photo_files(root)
-    if not photos:
-        raise UsageError(f"The folder {root} holds no photo", "Put one photo per person there (alice.jpg, bob.png)")
-    people, seen = [], {}
-    for photo in photos:
-        name = validate_name(photo.stem)
-        if name in seen:
-            raise UsageError(f"Two photos name the same person: {seen[name].name} and {photo.name}",
-                             "Keep one photo per person")
-        seen[name] = photo
-        load_photo(photo)  # a bad photo fails now, before any model is loaded
-        people.append(Person(name, photo, hashlib.sha256(photo.read_bytes()).hexdigest()))
-    return people
 
 
 def _key(value: object) -> str:

@@ -23,8 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from anybody.errors import UsageError
-from anybody.evaluation.harness import find_people
-from anybody.evaluation.result import Person
+from anybody.evaluation.people import Person, find_people
 from anybody.evaluation.settings import RecoverySettings
 from anybody.evaluation.variants import variant_config
 from anybody.identity import Identity

@@ -1,20 +1,13 @@
-"""What an evaluation is about and what it found: the people, and the scored rows. The harness fills it in
-and the report reads it, so it lives below both."""
+"""What an evaluation found: its people, prompts and scored rows. The harness fills it in and the report
+reads it, so it lives below both."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
+from anybody.evaluation.people import Person
 from anybody.evaluation.prompts import Prompt
 from anybody.evaluation.settings import EvaluationSettings
-
-
-@dataclass
-class Person:
-    name: str
-    photo: Path
-    digest: str  # of the photo's bytes: a changed photo is learned again
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from anybody.evaluation.prompts import SUITE
+from anybody.evaluation.prompts import SUITE, load_prompts
 from anybody.evaluation.settings import CLIP_THRESHOLD, DEFAULT_OUT, EvaluationSettings, RecoverySettings
 from anybody.evaluation.variants import DEFAULT_METHODS, VARIANTS, parse_methods
 from anybody.generation import defaults
@@ -67,31 +67,37 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from anybody import settings
+    from anybody.evaluation.people import find_people
     from anybody.models.catalog import locate_model
 
     model = args.model or settings.default_model()
     methods = parse_methods(args.methods)
     if args.task == "recovery":
-        from anybody.evaluation.recovery import recover
-
         recovery = RecoverySettings(
             photos=args.photos, model=model, methods=methods, steps=args.steps or RecoverySettings.steps,
             views=args.views or RecoverySettings.views, learning_rate=args.lr, seed=args.seed,
             out=args.out or RecoverySettings.out, device=args.device, dtype=args.dtype)
+        recovery.check()
+        find_people(recovery.photos)  # before torch is imported: a wrong folder is refused at once
         locate_model(model)  # a model that cannot be had is refused before any learning
+        from anybody.evaluation.recovery import recover
+
         recover(recovery)
         print(Path(recovery.out, "recovery.md").read_text(encoding="utf-8"), end="")
         print(f"Written: {Path(recovery.out, 'recovery.md')} and recovery.json")
         return 0
-    from anybody.evaluation.harness import evaluate
-
     evaluation = EvaluationSettings(
         photos=args.photos, model=model, methods=methods, prompts=args.prompts,
         images_per_prompt=args.images_per_prompt, seed=args.seed, steps=args.steps, views=args.views,
         resolution=args.resolution, drawing_steps=args.drawing_steps, guidance=args.guidance, scorer=args.scorer,
         clip=args.clip, clip_threshold=args.clip_threshold, out=args.out or DEFAULT_OUT, device=args.device,
         dtype=args.dtype, **({"face_encoder": args.face_encoder} if args.face_encoder else {}))
+    evaluation.check()
+    find_people(evaluation.photos)  # before torch is imported: a wrong folder or prompt file is refused at once
+    load_prompts(evaluation.prompts)
     locate_model(model)  # a model that cannot be had is refused before any learning
+    from anybody.evaluation.harness import evaluate
+
     result = evaluate(evaluation)
     print(f"{result.new_images} image{'s' if result.new_images != 1 else ''} drawn, {len(result.rows)} scored.")
     print(Path(evaluation.out, "report.md").read_text(encoding="utf-8"), end="")

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 from anybody import settings
 from anybody.generation import defaults
 from anybody.generation.checks import check_arguments, check_identities
-from anybody.generation.inputs import read_inputs
 from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
 
 if TYPE_CHECKING:
@@ -96,6 +95,8 @@ def run_generate(args: argparse.Namespace) -> int:
     # Before torch and diffusers are imported: a refusal is immediate.
     check_arguments(args.prompt, args.num_images, args.steps, args.guidance, args.height, args.width, args.negative,
                     args.batch_size)
+    from anybody.generation.inputs import read_inputs  # numpy and PIL: only for a drawing, not at start-up
+
     read_inputs(**_input_arguments(args), steps=args.steps)
     model = check_identities(args.prompt, split_names(args.identity), args.library, args.model)
     from anybody.generation import generate
