@@ -64,7 +64,12 @@ def test_the_app_listens_on_loopback_looks_up_no_outside_host_and_removes_upload
     from gradio_client import Client, handle_file
 
     audit, temporary, library = tmp_path / "audit.jsonl", tmp_path / "tmp", tmp_path / "library"
-    temporary.mkdir()
+    abandoned = temporary / f"{server.WORK_PREFIX}killed"  # what an app killed earlier left behind
+    abandoned.mkdir(parents=True)
+    (abandoned / "me.jpg").write_bytes(b"an upload")
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    (abandoned / server.OWNER_FILE).write_text(str(ended.pid))
     port = free_port()
     environment = {key: value for key, value in os.environ.items()
                    if key not in ("ANYBODY_MODEL", *server.OFFLINE_ENVIRONMENT, "GRADIO_TEMP_DIR")}
@@ -79,6 +84,8 @@ def test_the_app_listens_on_loopback_looks_up_no_outside_host_and_removes_upload
         if Path("/proc/net/tcp").exists():
             assert listening_addresses(port) == ["127.0.0.1"]
         (work,) = temporary.glob("anybody-ui-*")
+        assert not abandoned.exists(), "the folder of a process that is gone is removed at start"
+        assert (work / server.OWNER_FILE).read_text() == str(process.pid)
 
         app = Client(f"http://127.0.0.1:{port}/", verbose=False)
         _, status = app.predict(handle_file(str(photos / "sample_face.jpg")), 0, "dot", "celeb-basis", 4,
