@@ -83,6 +83,38 @@ def test_identities_are_listed_shown_and_removed_without_torch(tmp_path):
     assert not (tmp_path / "lib" / "alice.safetensors").exists()
 
 
+LIBRARY_REFUSALS = {  # every argument checked from the identity files and the paths, before any model library
+    "generate, an identity the library lacks": ["generate", "a photo of zed", "--identity", "zed", "--library", "lib"],
+    "generate, a prompt without the identity's word": ["generate", "a photo of bob", "--identity", "alice",
+                                                       "--library", "lib"],
+    "generate, an identity twice": ["generate", "a photo of alice", "--identity", "alice,alice", "--library", "lib"],
+    "generate, an import naming no model, without --model": ["generate", "a photo of imp", "--identity", "imp",
+                                                             "--library", "lib"],
+    "attention, an identity the library lacks": ["attention", "a photo of zed", "--identity", "zed",
+                                                 "--library", "lib"],
+    "export zed": ["export", "zed", "--format", "a1111", "--library", "lib"],
+    "export over an existing file": ["export", "alice", "--format", "a1111", "--out", "taken.pt", "--library", "lib"],
+    "export a1111 to a .txt": ["export", "alice", "--format", "a1111", "--out", "alice.txt", "--library", "lib"],
+    "export --token where the format has none": ["export", "alice", "--format", "comfyui", "--token", "<a>",
+                                                 "--library", "lib"],
+    "mix alice zed": ["mix", "alice", "zed", "--name", "x", "--library", "lib"],
+    "mix alice alice": ["mix", "alice", "alice", "--name", "x", "--library", "lib"],
+    "identities remove zed": ["identities", "remove", "zed", "--yes", "--library", "lib"],
+    "import a file that is not there": ["import", "missing.pt", "--name", "x", "--library", "lib"],
+    "evaluate a folder that is not there": ["evaluate", "nofolder"],
+}
+
+
+@pytest.mark.parametrize("argv", LIBRARY_REFUSALS.values(), ids=LIBRARY_REFUSALS.keys())
+def test_identity_name_and_path_refusals_import_no_torch_nor_any_model_library(tmp_path, argv):
+    _library(tmp_path)
+    Identity(name="imp", encoder_embeddings={"text_encoder": torch.randn(2, 8)},
+             metadata={"method": "imported"}).save(library=tmp_path / "lib")
+    (tmp_path / "taken.pt").write_bytes(b"kept")
+    assert _start(argv, tmp_path) == (2, [])
+    assert (tmp_path / "taken.pt").read_bytes() == b"kept"
+
+
 @pytest.mark.slow
 def test_the_library_commands_and_face_import_no_diffusion_model_library(tmp_path):
     _library(tmp_path)
