@@ -5,6 +5,8 @@ runs is kept, since the machine's load only ever adds time. One more run under `
 lists which of the heavy libraries (torch, diffusers, transformers, dlib) it imported. The commands are
 the ones a user waits on before anything happens: `--help`, refused arguments, the library commands on a
 small library, and `face` (which does its real work, dlib's detection, but must load no diffusion model).
+Every command runs offline (HF_HUB_OFFLINE=1), as on a machine without a network: a model that is not here
+is refused then, and `models download` refuses rather than fetching gigabytes.
 
     python benchmarks/startup.py                       # this checkout
     python benchmarks/startup.py --root /tmp/before    # another checkout of anybody, same interpreter
@@ -44,6 +46,10 @@ def commands(work: Path) -> dict[str, list[str]]:
         "import (no --model)": ["import", str(work / "bob.safetensors"), "--name", "bob", "--replace",
                                 "--library", str(work / "library")],
         "face (with detection)": ["face", "photo.jpg", "--out", str(work / "face")],
+        "basis --model nosuch/model (refused: not here)": ["basis", "--model", "nosuch/model"],
+        "basis --model tinyy (refused: did you mean tiny?)": ["basis", "--model", "tinyy"],
+        "models": ["models"],
+        "models download (refused offline)": ["models", "download", "CompVis/stable-diffusion-v1-4"],
     }
 
 
@@ -66,7 +72,7 @@ def prepare(work: Path) -> None:
 
 def run(root: Path, work: Path, argv: list[str], importtime: bool = False) -> tuple[float, int, str]:
     """(wall seconds, exit code, stderr) of one `anybody argv` with `root` first on the path."""
-    environment = {**os.environ, "PYTHONPATH": str(root), "ANYBODY_HOME": str(work / "home")}
+    environment = {**os.environ, "PYTHONPATH": str(root), "ANYBODY_HOME": str(work / "home"), "HF_HUB_OFFLINE": "1"}
     command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-c", ENTRY, *argv]
     (work / "alice.pt").unlink(missing_ok=True)  # what `export` writes: an existing file is refused now
     start = time.perf_counter()

@@ -33,7 +33,7 @@ def _run(argv: list[str], cwd: Path, **variables: str) -> dict:
     """The CLI run on argv in a fresh interpreter: its exit code, the heavy libraries imported, and the
     OpenMP wait policy torch would start with."""
     environment = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
-    environment.update(ANYBODY_HOME=str(cwd / "home"), PYTHONPATH=str(ROOT), **variables)
+    environment.update(ANYBODY_HOME=str(cwd / "home"), PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", **variables)
     done = subprocess.run([sys.executable, "-c", RUN, *argv], cwd=cwd, env=environment, capture_output=True,
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
@@ -60,10 +60,18 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     (["generate", "a photo of alice", "--image", "empty", "--strength", "1.5"], 2),
     (["generate", "a photo of alice", "--image", "missing.png"], 2),
     (["generate", "a photo of alice", "--control", "missing.png", "--controlnet", "./missing-controlnet"], 2),
+    (["basis", "--model", "nosuch/model"], 2),
+    (["basis", "filter", "--model", "tinyy"], 2),
+    (["demo", "--model", "./models/sd15"], 2),
+    (["models"], 0),
+    (["models", "--json"], 0),
+    (["models", "download", "nosuch/model"], 2),
 ], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "learn --steps 0",
         "learn --same-person with two names", "mix with all-zero weights", "identities, empty library",
         "identities show without a name", "generate --mask without --image", "generate --strength 1.5",
-        "generate --image missing.png", "generate --controlnet ./missing-controlnet"])
+        "generate --image missing.png", "generate --controlnet ./missing-controlnet",
+        "basis --model nosuch/model (not here, offline)", "basis filter --model tinyy (did you mean tiny?)",
+        "demo --model ./models/sd15 (no such path)", "models", "models --json", "models download offline"])
 def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):
     (tmp_path / "empty").mkdir()
     assert _start(argv, tmp_path) == (code, [])

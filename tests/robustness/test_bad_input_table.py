@@ -105,6 +105,11 @@ CASES: dict[str, list[str]] = {
     "a wrong path (`--model ./models/sd15`)": ["learn", "me.jpg", "--name", "m", "--model", "./models/sd15"],
     "a folder that is not a diffusers model (`--model not-a-model`)": ["learn", "me.jpg", "--name", "m", "--model",
                                                                         "not-a-model"],
+    "a Hub id that is not on this machine, offline (`--model nosuch/model`)": ["learn", "me.jpg", "--name", "m",
+                                                                             "--model", "nosuch/model"],
+    "a misspelt built-in model (`--model tinyy`)": ["learn", "me.jpg", "--name", "m", "--model", "tinyy"],
+    "a download without a network (`anybody models download CompVis/stable-diffusion-v1-4`, offline)": [
+        "models", "download", "CompVis/stable-diffusion-v1-4"],
     "a corrupt single file (`--model broken.safetensors`)": ["learn", "me.jpg", "--name", "m", "--model",
                                                               "broken.safetensors"],
     'an identity made for another family or width (`generate "a photo of wide" --identity wide --model tiny`, '
@@ -187,6 +192,8 @@ CASES: dict[str, list[str]] = {
     # The web app
     "another address without the flag (`ui --host 0.0.0.0`)": ["ui", "--host", "0.0.0.0"],
     "a port that does not exist (`ui --port 70000`)": ["ui", "--port", "70000"],
+    "sharing without a password (`ui --share-on-network`)": ["ui", "--share-on-network"],
+    "a user name without a password (`ui --auth alice`)": ["ui", "--auth", "alice"],
 }
 
 
@@ -215,6 +222,7 @@ def _appears(quoted: str, output: str) -> bool:
 @pytest.mark.parametrize("row", table_rows(), ids=lambda row: row.label[:60])
 def test_the_user_sees_what_the_table_says(row: Row, bad_folder, monkeypatch, capsys):
     monkeypatch.chdir(bad_folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # every row as on a machine without a network
     code = main(CASES[row.label])
     out, err = capsys.readouterr()
     shown = out + err
