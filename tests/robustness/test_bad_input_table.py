@@ -194,8 +194,6 @@ CASES: dict[str, list[str]] = {
     "a port that does not exist (`ui --port 70000`)": ["ui", "--port", "70000"],
     "sharing without a password (`ui --share-on-network`)": ["ui", "--share-on-network"],
     "a user name without a password (`ui --auth alice`)": ["ui", "--auth", "alice"],
-    "sharing without a password (`ui --share-on-network`)": ["ui", "--share-on-network"],
-    "a user name without a password (`ui --auth alice`)": ["ui", "--auth", "alice"],
 }
 
 
