@@ -76,7 +76,8 @@ def parse_region(where: RegionLike, name: str = "the identity") -> Region:
                          f"Pass {_EXAMPLE}")
     if not all(math.isfinite(value) and 0.0 <= value <= 1.0 for value in numbers):
         raise UsageError(f"The region {shown} of {name} reaches outside the picture: each number is a fraction "
-                         "of its width or height, from 0 to 1", f"Pass numbers from 0 to 1, {_EXAMPLE}")
+                         "of its width or height, from 0 to 1", "Pass fractions from 0 to 1, for example "
+                         f"--region {name}=0,0,0.5,1 for the left half")
     left, top, right, bottom = numbers
     if not (left < right and top < bottom):
         raise UsageError(f"The region {shown} of {name} is empty: x0 must be less than x1 and y0 less than y1",

@@ -6,8 +6,9 @@ will draw them, read from their files' headers."""
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from anybody.attention.regions import check_regions
 from anybody.errors import UsageError, require_at_least, require_finite
 from anybody.generation import defaults
 from anybody.identity.names import check_distinct, rewrite_prompt
@@ -50,11 +51,13 @@ def check_text(value: str, label: str) -> None:
 
 
 def check_identities(prompt: str, identities: Sequence[str | os.PathLike[str]],
-                     library: str | os.PathLike[str] | None, model: str | None) -> str | None:
+                     library: str | os.PathLike[str] | None, model: str | None,
+                     regions: Mapping[str, object] | None = None) -> str | None:
     """The identities (library names or files) read and checked, each named once and in the prompt, and the
     model to draw them with: `model` when given, else the one they say (`families.drawing_model`), else a
-    UsageError saying --model is needed; None without identities (the default model then). Only the
-    files' contents are read (numpy), so a refusal comes before torch is imported."""
+    UsageError saying --model is needed; None without identities (the default model then). `regions` may
+    name only identities drawn. Only the files' contents are read (numpy), so a refusal comes before torch
+    is imported."""
     from anybody.identity.contents import read_contents
     from anybody.identity.families import drawing_model
     from anybody.identity.library import resolve_identity
@@ -63,6 +66,7 @@ def check_identities(prompt: str, identities: Sequence[str | os.PathLike[str]],
     names = [identity.name for identity in contents]
     check_distinct(names)
     check_names_used(prompt, names)
+    check_regions(regions, names)
     if model is not None or not contents:
         return model
     return drawing_model([(identity.name, identity.metadata,

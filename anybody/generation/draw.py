@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +22,8 @@ from diffusers import DDIMScheduler, DiffusionPipeline
 from PIL import Image
 from tqdm.auto import tqdm
 
+from anybody.attention.region_masks import drawn_in_regions
+from anybody.attention.regions import Region, RegionLike, check_regions
 from anybody.errors import IdentityError, UsageError
 from anybody.face.photo import PhotoSource
 from anybody.generation import defaults
@@ -111,6 +113,7 @@ def generate(
     control_kind: str | None = None,
     controlnet: ControlNetSource | None = None,
     control_scale: float = defaults.CONTROL_SCALE,
+    regions: Mapping[str, RegionLike] | None = None,
     num_images_per_prompt: int = defaults.NUM_IMAGES,
     num_inference_steps: int = defaults.STEPS,
     guidance_scale: float = defaults.GUIDANCE,
@@ -145,6 +148,10 @@ def generate(
     pose: `control_image` steered by `controlnet` (a Hub id, folder, single file, a `ControlNetModel`, or
     "tiny" for a tiny model) with weight `control_scale`; `control_kind="canny"` makes the control image from
     the photo `control_image` (its edges). Both combine. The PNGs record each file by name and SHA-256.
+
+    Each person in a place: `regions` maps an identity's name to where it is drawn ("left", "right", "top",
+    "bottom", "center", or a box of fractions "x0,y0,x1,y1" / four numbers): its tokens then act only inside
+    it, with a soft edge, while the rest of the prompt acts everywhere (`anybody.attention.region_masks`).
     """
     check_arguments(prompt, num_images_per_prompt, num_inference_steps, guidance_scale, height, width,
                     negative_prompt, batch_size)
@@ -153,6 +160,7 @@ def generate(
     for note in inputs.notes:
         log.warning(note)
     loaded = _load_identities(identities, library)
+    placed = check_regions(regions, [identity.name for identity in loaded])
     folder = make_folder(out_dir) if out_dir is not None else None  # a bad --out fails now, not after drawing
     pipe = _ready_pipeline(prompt, loaded, model, device, dtype, scheduler, num_inference_steps)
     drawer, drawing = drawing_pipeline(pipe, inputs, height, width)
@@ -168,7 +176,8 @@ def generate(
     batches = range(0, num_images_per_prompt, batch_size)
     plural = "s" if num_images_per_prompt > 1 else ""
     with tqdm(total=len(batches) * num_inference_steps, desc=f"Drawing {num_images_per_prompt} image{plural}",
-              unit="step", disable=not progress) as bar:
+              unit="step", disable=not progress) as bar, \
+            drawn_in_regions(drawer, model_prompt, _tokens_placed(loaded, placed), guidance_scale):
         for start in batches:
             count = min(batch_size, num_images_per_prompt - start)
             if len(batches) > 1:
@@ -190,7 +199,7 @@ def generate(
                               stopped=len(images) < num_images_per_prompt)
     if folder is not None and images:
         _save(result, folder, negative_prompt, num_inference_steps, guidance_scale, describe_model(pipe),
-              names, type(pipe.scheduler).__name__, inputs)
+              names, type(pipe.scheduler).__name__, inputs, placed)
     return result
 
 
@@ -204,6 +213,7 @@ def attention_map(
     num_inference_steps: int = defaults.STEPS,
     guidance_scale: float = defaults.GUIDANCE,
     level: int = defaults.ATTENTION_LEVEL,
+    regions: Mapping[str, RegionLike] | None = None,
     library: str | os.PathLike[str] | None = None,
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
@@ -212,17 +222,28 @@ def attention_map(
 
     The maps are averaged over heads, layers and denoising steps of one cross-attention level. It is how a
     user sees attention overfit: an identity whose map covers the whole picture crowds out the other words.
+    With `regions` (as `generate` takes them) the picture is drawn with them, and each identity's map shows
+    its region outlined.
     """
-    from anybody.attention import attention_heatmaps
+    from anybody.attention import RegionMasks, attention_heatmaps
 
     check_arguments(prompt, 1, num_inference_steps, guidance_scale, None, None)
     loaded = _load_identities(identities, library)
+    placed = check_regions(regions, [identity.name for identity in loaded])
     pipe = _ready_pipeline(prompt, loaded, model, device, dtype, "ddim", num_inference_steps)
-    names = [identity.name for identity in loaded]
-    attention_heatmaps(pipe, rewrite_prompt(prompt, names), out, level=level,
+    model_prompt = rewrite_prompt(prompt, [identity.name for identity in loaded])
+    masks = RegionMasks.for_prompt(pipe, model_prompt, _tokens_placed(loaded, placed), guidance_scale) \
+        if placed else None
+    attention_heatmaps(pipe, model_prompt, out, level=level, regions=masks,
                        num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
                        generator=torch.Generator(device="cpu").manual_seed(seed))
     return Path(out)
+
+
+def _tokens_placed(identities: list[Identity], placed: dict[str, Region]) -> dict[tuple[str, ...], Region]:
+    """Each placed identity's token strings ("<alice>", "<alice>_1") and its region."""
+    return {tuple(token_strings(identity.name, identity.token_count)): placed[identity.name]
+            for identity in identities if identity.name in placed}
 
 
 def _ready_pipeline(prompt: str, loaded: list[Identity], model: str | DiffusionPipeline | None, device: str | None,
@@ -288,8 +309,10 @@ def _count_steps(bar: tqdm, batches: int, on_step: Callable[[int, int, int], boo
 
 
 def _save(result: GenerationResult, folder: Path, negative_prompt: str | None, steps: int, guidance: float,
-          model: str, names: list[str], scheduler: str, inputs: DrawInputs) -> None:
+          model: str, names: list[str], scheduler: str, inputs: DrawInputs, placed: dict[str, Region]) -> None:
     record = inputs.record()
+    if placed:
+        record["regions"] = {name: str(region) for name, region in placed.items()}
     for index, (image, image_seed) in enumerate(zip(result.images, result.seeds)):
         path = folder / f"{index:02d}-seed{image_seed}.png"
         text = png_text(result.prompt, negative_prompt, image_seed, steps, guidance, image.size, model, names,

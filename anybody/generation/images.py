@@ -29,8 +29,9 @@ def png_text(prompt: str, negative_prompt: str | None, seed: int, steps: int, gu
     """The text chunks of a generated image: readable by people, A1111's PNG-info tab and scripts.
 
     `inputs` is what the drawing started from besides the prompt (`DrawInputs.record()`: the picture, mask
-    and control files by name and SHA-256, the strength, the ControlNet and its scale), kept whole in the
-    `anybody` chunk and in A1111's words ("Denoising strength", "ControlNet 0") in `parameters`."""
+    and control files by name and SHA-256, the strength, the ControlNet and its scale; and each identity's
+    region), kept whole in the `anybody` chunk and in A1111's words ("Denoising strength", "ControlNet 0")
+    in `parameters`."""
     inputs = dict(inputs or {})
     details = {"prompt": prompt, "negative_prompt": negative_prompt or "", "seed": seed, "steps": steps,
                "guidance_scale": guidance, "width": size[0], "height": size[1], "model": model,
@@ -54,6 +55,8 @@ def _a1111_inputs(inputs: Mapping[str, object]) -> str:
         control = inputs["control"]
         parts.append(f'ControlNet 0: "Module: {inputs.get("control_kind", "none")}, Model: {inputs["controlnet"]}, '
                      f'Weight: {inputs["control_scale"]}, Image: {control["file"]} [{control["sha256"][:10]}]"')
+    if "regions" in inputs:  # quoted, as A1111 quotes a value holding commas ("0,0,0.5,1")
+        parts.append(f'Regions: "{"; ".join(f"{name}={where}" for name, where in inputs["regions"].items())}"')
     return "".join(f", {part}" for part in parts)
 
 

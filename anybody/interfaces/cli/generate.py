@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from anybody import settings
+from anybody.attention.regions import parse_region_options
 from anybody.generation import defaults
 from anybody.generation.checks import check_arguments, check_identities
 from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
@@ -31,6 +32,10 @@ def _add_drawing(parser: argparse.ArgumentParser) -> None:
                         help=f"denoising steps (default {defaults.STEPS})")
     parser.add_argument("--guidance", type=float, default=defaults.GUIDANCE,
                         help=f"classifier-free guidance scale (default {defaults.GUIDANCE})")
+    parser.add_argument("--region", action="append", default=[], metavar="NAME=WHERE",
+                        help="where an identity is drawn: left, right, top, bottom, center or x0,y0,x1,y1 (fractions "
+                        "of the picture); its words then act only there, with a soft edge. One per identity, e.g. "
+                        "--region alice=left --region bob=right")
     add_library(parser)
 
 
@@ -98,12 +103,13 @@ def run_generate(args: argparse.Namespace) -> int:
     from anybody.generation.inputs import read_inputs  # numpy and PIL: only for a drawing, not at start-up
 
     read_inputs(**_input_arguments(args), steps=args.steps)
-    model = check_identities(args.prompt, split_names(args.identity), args.library, args.model)
+    regions = parse_region_options(args.region)
+    model = check_identities(args.prompt, split_names(args.identity), args.library, args.model, regions)
     from anybody.generation import generate
 
     out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
     result = generate(
-        args.prompt, split_names(args.identity), model, **_input_arguments(args),
+        args.prompt, split_names(args.identity), model, **_input_arguments(args), regions=regions,
         num_images_per_prompt=args.num_images,
         num_inference_steps=args.steps, guidance_scale=args.guidance, seed=args.seed, negative_prompt=args.negative,
         height=args.height, width=args.width, scheduler=args.scheduler, out_dir=out, library=args.library,
@@ -117,12 +123,13 @@ def run_generate(args: argparse.Namespace) -> int:
 
 def run_attention(args: argparse.Namespace) -> int:
     check_arguments(args.prompt, 1, args.steps, args.guidance, None, None)
-    model = check_identities(args.prompt, split_names(args.identity), args.library, args.model)
+    regions = parse_region_options(args.region)
+    model = check_identities(args.prompt, split_names(args.identity), args.library, args.model, regions)
     from anybody.generation import attention_map
 
     path = attention_map(args.prompt, split_names(args.identity), model, out=args.out, seed=args.seed,
                          num_inference_steps=args.steps, guidance_scale=args.guidance, level=args.level,
-                         library=args.library, device=args.device, dtype=args.dtype)
+                         regions=regions, library=args.library, device=args.device, dtype=args.dtype)
     print(path)
     return 0
 
