@@ -27,6 +27,7 @@ Task = Literal["text2img", "img2img", "inpaint"]
 ControlNetSource = str | os.PathLike[str] | object  # a Hub id, a folder or file, "tiny", or a loaded ControlNetModel
 SINGLE_FILE_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".bin", ".pth")
 ASPECT_TOLERANCE = 0.01  # a mask within 1% of the picture's shape is resized to it; beyond, it was made for another
+NEAR = 8  # mask values this close to black or white are taken as black or white: a JPEG's noise redraws nothing
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ def _checked_mask(mask: Image.Image, size: tuple[int, int], name: str, notes: li
         notes.append(f"The mask {name} is {mask.width} x {mask.height} px and the picture {size[0]} x {size[1]} "
                      "px: the mask is resized to the picture")
         mask = mask.resize(size, Image.Resampling.BILINEAR)  # no ringing into the part that is kept
+    mask = mask.point(lambda value: 0 if value < NEAR else 255 if value > 255 - NEAR else value)
     low, high = mask.getextrema()
     if high == 0:
         raise UsageError(f"The mask {name} is all black: it asks to redraw nothing",

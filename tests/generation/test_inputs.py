@@ -116,3 +116,11 @@ def test_a_control_image_is_fitted_to_the_picture_it_steers(scene):
                          controlnet="tiny")
     assert inputs.control_image.size == (96, 64)
     assert "the control image is resized to the picture" in inputs.notes[0]
+
+
+def test_a_jpeg_masks_noise_near_black_and_white_counts_as_black_and_white(scene, tmp_path):
+    mask = _mask((96, 64))
+    mask.save(tmp_path / "mask.jpg", quality=70)
+    assert np.asarray(Image.open(tmp_path / "mask.jpg").convert("L"))[50:, 60:].max() > 0  # JPEG's noise is there
+    cleaned = np.asarray(read_inputs(image=scene, mask=tmp_path / "mask.jpg").mask)
+    assert cleaned[50:, 60:].max() == 0 and cleaned[15:25, 15:35].min() == 255
