@@ -16,6 +16,7 @@ import pytest
 from PIL import Image, ImageEnhance, ImageOps
 
 from anybody.errors import UsageError
+from anybody.identity import Identity
 from anybody.learning.batch import Job, read_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,8 @@ def test_two_processes_learn_each_identity_once_report_the_bad_photo_and_a_rerun
     assert first["skipped"] == []
     library = tmp_path / "home" / "identities"
     assert sorted(path.stem for path in library.glob("*.safetensors")) == ["alice", "bob", "carol"]
+    thumbnails = [Identity.load(path).face_thumbnail for path in library.glob("*.safetensors")]
+    assert all(thumbnail.shape == (96, 96, 3) for thumbnail in thumbnails)  # the web app shows their faces
     stamps = {path.name: path.stat().st_mtime_ns for path in library.glob("*.safetensors")}
 
     again = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "again.json")
