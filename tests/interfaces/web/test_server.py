@@ -168,9 +168,9 @@ def test_a_missing_or_malformed_password_is_one_line(monkeypatch, capsys, argv: 
     assert err.count("\n") == 1 and err.startswith("error: ") and line in err and "secret" not in err
 
 
-def test_the_password_is_checked_before_gradio_is_imported(tmp_path: Path):
+def test_the_password_is_checked_before_gradio_or_torch_is_imported(tmp_path: Path):
     code = ("import sys; from anybody.interfaces.cli import main; code = main(['ui', '--share-on-network']); "
-            "print(code, 'gradio' in sys.modules)")
+            "print(code, any(name in sys.modules for name in ('gradio', 'torch')))")
     environment = {key: value for key, value in os.environ.items() if key != server.AUTH_ENVIRONMENT}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True,
                             env=environment)
