@@ -20,6 +20,7 @@ _PUBLIC = {
     "LearnConfig": "anybody.learning",
     "generate": "anybody.generation",
     "apply": "anybody.generation",
+    "swap": "anybody.generation.swap",
     "Identity": "anybody.identity",
     "mix": "anybody.identity.mix",
     "load_pipeline": "anybody.models",
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from anybody.errors import AnybodyError as AnybodyError
     from anybody.generation import apply as apply
     from anybody.generation import generate as generate
+    from anybody.generation.swap import swap as swap
     from anybody.identity import Identity as Identity
     from anybody.identity.mix import mix as mix
     from anybody.learning import LearnConfig as LearnConfig

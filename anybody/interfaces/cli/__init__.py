@@ -5,6 +5,7 @@ its sub-commands and sets `run` on them:
     batch.py     learn-batch    many people, one photo each, shared out among GPUs and machines
     generate.py  generate       draw learned people from a prompt
                  attention      draw where each word of a prompt attends
+    swap.py      swap           a learned person's face drawn in place of a face in a photo
     face.py      face           what will be learned from a photo
     basis.py     basis          build or show the celeb basis of a model
     library.py   identities     list, show or remove identities
@@ -36,7 +37,8 @@ from anybody import settings
 from anybody.errors import AnybodyError, Interrupted, out_of_memory
 from anybody.version import __version__
 
-COMMAND_MODULES = ("learn", "batch", "generate", "face", "basis", "library", "mix", "evaluate", "demo", "ui", "models")
+COMMAND_MODULES = ("learn", "batch", "generate", "swap", "face", "basis", "library", "mix", "evaluate", "demo", "ui",
+                   "models")
 log = logging.getLogger("anybody")
 
 
