@@ -68,8 +68,12 @@ def commands(work: Path) -> dict[str, list[str]]:
                                                      "--library", library],
         "refused: evaluate a folder that is not there": ["evaluate", str(work / "missing")],
         "face (with detection)": ["face", "photo.jpg", "--out", str(work / "face")],
+        "learn --model nosuch/model (refused: not here)": ["learn", "photo.jpg", "--name", "bob", "--model",
+                                                          "nosuch/model"],
+        "generate --model tinyy (refused: did you mean tiny?)": [
+            "generate", "a photo of alice", "--identity", "alice", "--library", str(work / "library"), "--model",
+            "tinyy"],
         "basis --model nosuch/model (refused: not here)": ["basis", "--model", "nosuch/model"],
-        "basis --model tinyy (refused: did you mean tiny?)": ["basis", "--model", "tinyy"],
         "models": ["models"],
         "models download (refused offline)": ["models", "download", "CompVis/stable-diffusion-v1-4"],
     }

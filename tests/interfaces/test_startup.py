@@ -60,6 +60,8 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     (["generate", "a photo of alice", "--image", "empty", "--strength", "1.5"], 2),
     (["generate", "a photo of alice", "--image", "missing.png"], 2),
     (["generate", "a photo of alice", "--control", "missing.png", "--controlnet", "./missing-controlnet"], 2),
+    (["generate", "a photo of a cat", "--model", "nosuch/model"], 2),
+    (["attention", "a photo of a cat", "--model", "Tiny"], 2),
     (["basis", "--model", "nosuch/model"], 2),
     (["basis", "filter", "--model", "tinyy"], 2),
     (["demo", "--model", "./models/sd15"], 2),
@@ -70,6 +72,7 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
         "learn --same-person with two names", "mix with all-zero weights", "identities, empty library",
         "identities show without a name", "generate --mask without --image", "generate --strength 1.5",
         "generate --image missing.png", "generate --controlnet ./missing-controlnet",
+        "generate --model nosuch/model (not here, offline)", "attention --model Tiny (did you mean tiny?)",
         "basis --model nosuch/model (not here, offline)", "basis filter --model tinyy (did you mean tiny?)",
         "demo --model ./models/sd15 (no such path)", "models", "models --json", "models download offline"])
 def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):

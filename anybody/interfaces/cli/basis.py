@@ -82,7 +82,6 @@ def run(args: argparse.Namespace) -> int:
 
 def run_filter(args: argparse.Namespace) -> int:
     from anybody import settings
-    from anybody.basis.builder import MIN_NAMES
     from anybody.basis.filter import filter_names, names_file
     from anybody.models.catalog import locate_model
 
@@ -93,6 +92,7 @@ def run_filter(args: argparse.Namespace) -> int:
         device=args.device, dtype=args.dtype)
     locate_model(chosen.model)  # a model that cannot be had is refused before torch is imported
     from anybody.basis import load_names
+    from anybody.basis.builder import MIN_NAMES  # torch: only once the model is known to be here
 
     scores = filter_names(chosen)
     kept = len(load_names(chosen.out))

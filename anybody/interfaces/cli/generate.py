@@ -13,6 +13,7 @@ from anybody.attention.regions import parse_region_options
 from anybody.generation import defaults
 from anybody.generation.checks import check_arguments, check_identities
 from anybody.interfaces.cli.options import add_device, add_library, add_model, split_names
+from anybody.models.catalog import locate_model
 
 if TYPE_CHECKING:
     from anybody.identity.families import Facts
@@ -105,6 +106,7 @@ def run_generate(args: argparse.Namespace) -> int:
     read_inputs(**_input_arguments(args), steps=args.steps)
     regions = parse_region_options(args.region)
     model = check_identities(args.prompt, split_names(args.identity), args.library, args.model, regions)
+    locate_model(model)  # a model that cannot be had is refused before torch is imported
     from anybody.generation import generate
 
     out = args.out or f"anybody-output/{time.strftime('%Y%m%d-%H%M%S')}"
@@ -125,6 +127,7 @@ def run_attention(args: argparse.Namespace) -> int:
     check_arguments(args.prompt, 1, args.steps, args.guidance, None, None)
     regions = parse_region_options(args.region)
     model = check_identities(args.prompt, split_names(args.identity), args.library, args.model, regions)
+    locate_model(model)  # a model that cannot be had is refused before torch is imported
     from anybody.generation import attention_map
 
     path = attention_map(args.prompt, split_names(args.identity), model, out=args.out, seed=args.seed,

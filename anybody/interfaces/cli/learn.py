@@ -120,11 +120,13 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)  # bad options are refused before torch, diffusers or dlib is imported
     from anybody.face import load_photo
     from anybody.learning import check_names
+    from anybody.models.catalog import locate_model
 
     names = check_names(args.photos, args.name.split(","), config, args.library, resume=args.resume,
                         replace=args.replace, restart=args.restart, same_person=args.same_person)
     for photo in args.photos:  # fail on a bad photo before loading a model of several GB
         load_photo(photo)
+    locate_model(args.model)  # a model that cannot be had is refused before torch is imported
     from anybody.interfaces.signals import sigterm_as_interrupt
     from anybody.learning import learn
     from anybody.learning.precision import check_request

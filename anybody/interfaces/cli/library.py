@@ -120,6 +120,9 @@ def _fit_checker(model: str | None):
     """identity file -> whether it fits `model` (always True without one; the model is loaded only if named)."""
     if not model:
         return lambda path: True
+    from anybody.models.catalog import locate_model
+
+    locate_model(model)  # a model that cannot be had is refused before torch is imported
     from anybody.errors import AnybodyError
     from anybody.generation import check_fits
     from anybody.identity import read_identity
@@ -169,6 +172,10 @@ def run_import(args: argparse.Namespace) -> int:
     if not args.replace:
         require_free([name], args.library, learning=False)
     embedding_source(args.file)  # a wrong path is refused before torch is imported
+    if args.model:
+        from anybody.models.catalog import locate_model
+
+        locate_model(args.model)  # a model that cannot be had is refused before torch is imported
     from anybody.identity.readers import import_embedding
 
     widths, family = None, None
