@@ -189,7 +189,7 @@ def swap(
                          progress=progress).images[0]
         swapped.append(SwappedFace(index, faces[index].box, mask.getbbox()))
     for done in swapped:
-        done.score = _score(image, faces[done.index], done.region, identity, recognizer) if recognizer else None
+        done.score = score_face(image, faces[done.index], done.region, identity, recognizer) if recognizer else None
     result = SwapResult(image, swapped, prompt, identity.name, unscored)
     result.details = _details(result, inputs, pipe, negative_prompt, num_inference_steps, guidance_scale, seed,
                               detector)
@@ -249,7 +249,7 @@ def _recognizer(identity: Identity) -> tuple[FaceEncoder | None, str | None]:
     return recognizer, None
 
 
-def _score(image: Image.Image, before: Face, region: tuple[int, int, int, int], identity: Identity,
+def score_face(image: Image.Image, before: Face, region: tuple[int, int, int, int], identity: Identity,
            recognizer: FaceEncoder) -> FaceScore:
     """The face drawn in `region`, read by the recognizer and compared with the identity's reference: the face
     the detector finds there (the one over the photo's face), else the photo's face's own landmarks."""
