@@ -6,6 +6,7 @@ import bisect
 import json
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -60,27 +61,42 @@ def _a1111_inputs(inputs: Mapping[str, object]) -> str:
     return "".join(f", {part}" for part in parts)
 
 
+TITLE_PX, CAPTION_PX = 16, 13
+"""The contact sheet's letter sizes: the prompt above, each image's seed below it (the cells are 256 px)."""
+
+
 def contact_sheet(images: Sequence[Image.Image], captions: Sequence[str], title: str = "",
                   cell: int = 256) -> Image.Image:
     """A grid of the images, each captioned, under a title (the prompt)."""
     columns = min(len(images), 4) or 1
     rows = math.ceil(len(images) / columns)
-    font = ImageFont.load_default()
-    caption_height, title_height = 18, 28 if title else 0
+    title_font, caption_font = sheet_font(TITLE_PX), sheet_font(CAPTION_PX)
+    caption_height, title_height = CAPTION_PX + 9, TITLE_PX + 14 if title else 0
     sheet = Image.new("RGB", (columns * cell, title_height + rows * (cell + caption_height)), "white")
     draw = ImageDraw.Draw(sheet)
     if title:
-        draw.text((6, 8), _fit(draw, title, columns * cell - 12, font), fill="black", font=font)
+        draw.text((6, title_height // 2), _fit(draw, title, columns * cell - 12, title_font), fill="black",
+                  font=title_font, anchor="lm")
     for index, (image, caption) in enumerate(zip(images, captions)):
         x = (index % columns) * cell
         y = title_height + (index // columns) * (cell + caption_height)
         thumbnail = ImageOps.contain(image, (cell, cell), Image.Resampling.LANCZOS)
         sheet.paste(thumbnail, (x + (cell - thumbnail.width) // 2, y + (cell - thumbnail.height) // 2))
-        draw.text((x + 4, y + cell + 3), _fit(draw, caption, cell - 8, font), fill="black", font=font)
+        draw.text((x + 4, y + cell + caption_height // 2), _fit(draw, caption, cell - 8, caption_font), fill="black",
+                  font=caption_font, anchor="lm")
     return sheet
 
 
-def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.ImageFont) -> str:
+@lru_cache(maxsize=4)
+def sheet_font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans at `size` px, from Matplotlib's own data (a dependency): a real TrueType font, the same
+    on every machine, with the spacing between words that Pillow's small built-in bitmap font loses."""
+    import matplotlib  # only its data folder: no plotting library is loaded
+
+    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"), size)
+
+
+def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: ImageFont.FreeTypeFont) -> str:
     """The text, shortened with an ellipsis to the longest start that fits the width. The cut is found by
     bisection, so a prompt of thousands of words is measured a dozen times, not once per character."""
     if draw.textlength(text, font=font) <= width:
