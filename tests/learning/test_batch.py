@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from anybody.errors import UsageError
 from anybody.identity import Identity
+from anybody.interfaces.cli import main
 from anybody.learning.batch import Job, read_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,13 +64,13 @@ def make_photos(folder: Path, sample: Path) -> None:
     Image.fromarray(np.stack([ramp, ramp.T, 255 - ramp], axis=-1)).save(folder / "nobody.png")
 
 
-def learn_batch_under_torchrun(folder: Path, home: Path, summary: Path) -> dict:
+def learn_batch_under_torchrun(folder: Path, home: Path, summary: Path, code: int) -> dict:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "anybody", "learn-batch", str(folder), "--model", "tiny", "--steps", "3", "--views", "2",
                "--summary", str(summary)]
     env = {**os.environ, "ANYBODY_HOME": str(home), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert done.returncode == code, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"Summary: {summary}" in done.stdout
     return json.loads(summary.read_text())
 
@@ -77,7 +79,7 @@ def learn_batch_under_torchrun(folder: Path, home: Path, summary: Path) -> dict:
 def test_two_processes_learn_each_identity_once_report_the_bad_photo_and_a_rerun_learns_nothing(tmp_path,
                                                                                               sample_photo):
     make_photos(tmp_path / "photos", sample_photo)
-    first = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "first.json")
+    first = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "first.json", code=1)
     learned = {entry["name"]: entry["process"] for entry in first["learned"]}
     assert sorted(learned) == ["alice", "bob", "carol"]  # each once: a list, so a repeat would show
     assert len(first["learned"]) == 3 and first["processes"] == 2
@@ -91,8 +93,38 @@ def test_two_processes_learn_each_identity_once_report_the_bad_photo_and_a_rerun
     assert all(thumbnail.shape == (96, 96, 3) for thumbnail in thumbnails)  # the web app shows their faces
     stamps = {path.name: path.stat().st_mtime_ns for path in library.glob("*.safetensors")}
 
-    again = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "again.json")
+    again = learn_batch_under_torchrun(tmp_path / "photos", tmp_path / "home", tmp_path / "again.json", code=1)
     assert again["learned"] == []
     assert sorted(entry["name"] for entry in again["skipped"]) == ["alice", "bob", "carol"]
     assert [entry["name"] for entry in again["failed"]] == ["nobody"]
     assert {path.name: path.stat().st_mtime_ns for path in library.glob("*.safetensors")} == stamps
+
+
+def _skipped_library(tmp_path: Path, sample_photo: Path) -> Path:
+    """The photos, and a library already holding alice, bob and carol (skipped: nothing to learn)."""
+    make_photos(tmp_path / "photos", sample_photo)
+    library = tmp_path / "library"
+    for name in ("alice", "bob", "carol"):
+        Identity(name=name, encoder_embeddings={"text_encoder": torch.randn(2, 32)},
+                 metadata={"method": "celeb-basis", "base_model": "tiny"}).save(library=library)
+    return library
+
+
+def test_the_exit_status_is_0_when_every_photo_was_learned_or_skipped(tmp_path, sample_photo, capsys):
+    library = _skipped_library(tmp_path, sample_photo)
+    (tmp_path / "photos" / "nobody.png").unlink()
+    assert main(["learn-batch", str(tmp_path / "photos"), "--model", "tiny", "--library", str(library),
+                 "--summary", str(tmp_path / "summary.json")]) == 0
+    assert "0 learned, 3 skipped, 0 failed" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_exit_status_is_1_when_a_photo_failed_and_the_summary_says_which(tmp_path, sample_photo, capsys):
+    """A script notices a failed photo by the exit status; the summary (printed and JSON) says which and why."""
+    library = _skipped_library(tmp_path, sample_photo)
+    assert main(["learn-batch", str(tmp_path / "photos"), "--model", "tiny", "--steps", "2", "--library",
+                 str(library), "--summary", str(tmp_path / "summary.json")]) == 1
+    printed = capsys.readouterr().out
+    assert "0 learned, 3 skipped, 1 failed" in printed and "failed   nobody (nobody.png): No face was found" in printed
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert [entry["name"] for entry in summary["failed"]] == ["nobody"] and len(summary["skipped"]) == 3

@@ -17,8 +17,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     batch = commands.add_parser(
         "learn-batch", help="learn many people, one photo each, on one or many GPUs",
         description="Learn one identity per photo of FOLDER (named after the file: alice.jpg is alice), or per "
-        "row of a CSV. Identities already in the library are skipped, so a rerun resumes. On several GPUs or "
-        "machines: accelerate launch --multi_gpu --num_processes N -m anybody learn-batch FOLDER (or torchrun "
+        "row of a CSV. Identities already in the library are skipped, so a rerun resumes. Exits 0 when every "
+        "photo was learned or skipped, 1 when any failed (the summary says why), 2 for a bad command. On several "
+        "GPUs or machines: accelerate launch --multi_gpu --num_processes N -m anybody learn-batch FOLDER (or torchrun "
         "--nproc_per_node N -m anybody learn-batch FOLDER); each identity is learned by one process.")
     batch.add_argument("folder", help="the folder of photos (one per person, named after the person)")
     batch.add_argument("--csv", help="a CSV with the header photo,name[,method] (photos relative to FOLDER), "
@@ -47,10 +48,11 @@ def run(args: argparse.Namespace) -> int:
     summary = learn_batch(jobs, args.model, lambda method: config_from(Namespace(**{**vars(args),
                                                                                   "method": method or args.method})),
                           library=args.library, dtype=args.dtype, cpu=args.cpu)
-    if not summary.main:  # the main process reports for all
-        return 0
+    if not summary.main:  # the main process reports for all, and exits last: a launcher stops the others
+        return 0  # when one exits non-zero, which must not cut the main process's summary short
+    failed = 1 if summary.of("failed") else 0
     for line in summary.lines():
         print(line)
     path = write_summary(summary, args.summary or settings.home() / SUMMARY)
     print(f"Summary: {path}")
-    return 0  # photos that failed are in the summary; the others were learned (exit 2 is for a bad command)
+    return failed
