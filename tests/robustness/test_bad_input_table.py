@@ -57,6 +57,12 @@ LEARN = ["learn", "me.jpg", "--model", "tiny", "--library", "lib", "--name"]
 GENERATE = ["generate", "a photo of alice", "--identity", "alice", "--library", "lib"]
 MIX = ["mix", "alice", "wide", "--name", "mixed", "--library", "lib"]
 INPAINT = [*GENERATE, "--image", "scene.png", "--mask"]
+
+
+def _swap(photo: str, *more: str) -> list[str]:
+    return ["swap", photo, "--identity", "alice", "--library", "lib", *more]
+
+
 CASES: dict[str, list[str]] = {
     # Photos
     "missing path (`missing.jpg`)": _face("missing.jpg"),
@@ -176,6 +182,21 @@ CASES: dict[str, list[str]] = {
         *GENERATE, "--control", "scene.png", "--controlnet", "controlnet-sd21", "--model", "tiny"],
     "an inpainting model without a mask (`--model tiny-inpaint`, no `--image`)": [*GENERATE, "--model",
                                                                                   "tiny-inpaint"],
+    # People in their places, and face swap
+    "a region for someone not drawn (`--region bob=left`, only alice drawn)": [*GENERATE, "--region", "bob=left"],
+    "a region that is no place (`--region alice=middle`)": [*GENERATE, "--region", "alice=middle"],
+    "a region outside the picture (`--region alice=0,0,1.5,1`)": [*GENERATE, "--region", "alice=0,0,1.5,1"],
+    "an empty region (`--region alice=0.6,0,0.4,1`)": [*GENERATE, "--region", "alice=0.6,0,0.4,1"],
+    "a region without a name (`--region left`)": [*GENERATE, "--region", "left"],
+    "two regions for one identity (`--region alice=left --region alice=right`)": [
+        *GENERATE, "--region", "alice=left", "--region", "alice=right"],
+    'a heatmap with a region for someone not drawn (`attention "a photo of alice" --identity alice --region '
+    'bob=left`)': ["attention", "a photo of alice", "--identity", "alice", "--library", "lib", "--region", "bob=left"],
+    "a photo with no face to swap (`swap no-face.png --identity alice`)": _swap("no-face.png"),
+    "a face number the photo does not have (`swap me.jpg --identity alice --face 3`)": _swap(
+        "me.jpg", "--face", "3"),
+    "a face that is neither a number nor all (`swap me.jpg --identity alice --face first`)": _swap(
+        "me.jpg", "--face", "first"),
     # Many people
     "a folder with no photos (`learn-batch photos`)": ["learn-batch", "photos", "--model", "tiny"],
     "one name twice in a folder (`learn-batch people`: `alice.jpg` and `Alice.png`)": ["learn-batch", "people"],
