@@ -134,6 +134,23 @@ def _cell(metric: dict | None, percent: bool = False) -> str:
     return f"{estimate.mean:.4f} [{estimate.low:.4f}, {estimate.high:.4f}]"
 
 
+def counted(number: int, noun: str) -> str:
+    """"1 DDIM step", "50 DDIM steps"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def reuse_note(result: EvaluationResult) -> str:
+    """How many of the images this run drew, and how many it found drawn by an earlier run (only if any)."""
+    total, drawn = len(result.rows), result.new_images
+    if drawn == total:
+        return f"{counted(drawn, 'image')} {'was' if drawn == 1 else 'were'} drawn in this run."
+    if drawn == 0:
+        return f"{'The image was' if total == 1 else f'All {total} images were'} drawn by an earlier run."
+    reused = total - drawn
+    return (f"{counted(drawn, 'image')} {'was' if drawn == 1 else 'were'} drawn in this run; the other {reused} "
+            f"{'was' if reused == 1 else 'were'} drawn by an earlier run and reused.")
+
+
 def markdown(result: EvaluationResult, summary: dict, notes: list[str]) -> str:
     settings = result.settings
     lines = [
@@ -141,10 +158,10 @@ def markdown(result: EvaluationResult, summary: dict, notes: list[str]) -> str:
         f"Model `{result.model}`; {len(result.people)} people, {len(result.prompts)} prompts "
         f"(`{settings.prompts}`), {settings.images_per_prompt} image{'s' if settings.images_per_prompt != 1 else ''} "
         f"each (seeds {settings.seed} to "
-        f"{settings.seed + settings.images_per_prompt - 1}), {settings.drawing_steps} DDIM steps, guidance "
+        f"{settings.seed + settings.images_per_prompt - 1}), {counted(settings.drawing_steps, 'DDIM step')}, guidance "
         f"{settings.guidance}. Identity scored by `{result.scorer}`; the methods learned with "
         f"`{settings.face_encoder}`. CLIP-T: `{settings.clip or 'none'}`, ID(Prompt) threshold "
-        f"{settings.clip_threshold}.", "",
+        f"{settings.clip_threshold}. {reuse_note(result)}", "",
         f"Each cell: the mean and its {CONFIDENCE:.0%} interval (percentile bootstrap over images; diversity over "
         "people).", "",
     ]
@@ -230,4 +247,5 @@ def html(result: EvaluationResult, summary: dict, notes: list[str], scatter: str
               "images": entry["images"], "identities": entry["identities"]} for method, entry in summary.items()]
     return environment.get_template("report.html.j2").render(
         result=result, settings=result.settings, columns=COLUMNS, table=table, notes=notes, scatter=scatter,
-        people=people, confidence=f"{CONFIDENCE:.0%}", versions=versions())
+        people=people, confidence=f"{CONFIDENCE:.0%}", versions=versions(),
+        steps=counted(result.settings.drawing_steps, "DDIM step"), reuse=reuse_note(result))

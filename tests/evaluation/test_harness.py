@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from anybody.evaluation import EvaluationSettings, evaluate
+from anybody.evaluation import EvaluationResult, EvaluationSettings, evaluate
+from anybody.evaluation.report import markdown
 
 PROMPTS = "a photo of {} on a beach\n[style]\nan oil painting of {}\n[action]\na photo of {} reading a book\n"
 
@@ -70,6 +71,8 @@ def test_the_harness_scores_two_methods_and_a_rerun_draws_nothing_new(tmp_path, 
     markdown = (out / "report.md").read_text()
     assert "| celeb-basis |" in markdown and "| textual-inversion |" in markdown and "95%" in markdown
     assert "CLIP-T and ID(Prompt) are empty: no CLIP model was given" in markdown
+    for text in (markdown, (out / "report.html").read_text()):
+        assert "2 DDIM steps" in text and "24 images were drawn in this run." in text and "reused" not in text
     addresses = check_offline(out)
     assert sum(address.startswith("images/") for address in addresses) == 24
     assert "photos/eileen.jpg" in addresses and "photos/mirror.png" in addresses
@@ -81,9 +84,27 @@ def test_the_harness_scores_two_methods_and_a_rerun_draws_nothing_new(tmp_path, 
     second = evaluate(settings, progress=False)
     assert second.new_images == 0
     assert image_files(out) == drawn  # not one image drawn or rewritten
+    assert "All 24 images were drawn by an earlier run." in (out / "report.md").read_text()
     assert sorted((out / "identities").rglob("*.safetensors")) == identities
     report = json.loads((out / "report.json").read_text())
     assert report["summary"]["textual-inversion"]["metrics"]["clip"]["n"] == 12
     assert report["clip"]["empty_because"] is None
     assert all(row["clip"] is not None and row["id_prompt"] is not None for row in report["images"])
     assert "scatter.png" in check_offline(out)
+
+
+@pytest.mark.parametrize(("steps", "images", "new", "said"), [
+    (1, 4, 4, "1 DDIM step, guidance 7.5. Identity scored by `dlib`"),
+    (50, 4, 4, "4 images were drawn in this run."),
+    (50, 1, 1, "1 image was drawn in this run."),
+    (50, 4, 0, "All 4 images were drawn by an earlier run."),
+    (50, 1, 0, "The image was drawn by an earlier run."),
+    (50, 4, 3, "3 images were drawn in this run; the other 1 was drawn by an earlier run and reused."),
+])
+def test_the_report_counts_steps_and_reused_images_as_they_are(steps, images, new, said):
+    settings = EvaluationSettings(photos="faces", model="tiny", drawing_steps=steps)
+    result = EvaluationResult(settings=settings, people=[], prompts=[], rows=[{}] * images, references={},
+                              clip_reason="", scorer="dlib", model="tiny", new_images=new)
+    text = markdown(result, {}, [])
+    assert said in text
+    assert ("1 DDIM steps" not in text) and ("reused" in text) == (0 < new < images)
