@@ -5,8 +5,9 @@ The files are chosen from the repository's file list and its model_index.json (`
 the components' configs and one set of weights each (safetensors over .bin; the fp16 variant where the
 repository has one and the model will run in half precision), the tokenizers and the scheduler; no non_ema
 weights, no whole-model .ckpt/.safetensors at the root, no pictures, no safety checker. The download itself is
-huggingface_hub's `snapshot_download`, with its progress bars; a download that stops (Ctrl-C, a lost
-connection) goes on from where it stopped when run again, since huggingface_hub keeps the partial files.
+huggingface_hub's `snapshot_download`, with its progress bars and its retries of a dropped connection; a
+download that stops (Ctrl-C, a connection that stays down) keeps every file it finished, so the same command
+run again fetches only what is still missing.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def require_usable(repo_id: str, model_index: dict | None) -> str:
 
 def _stopped(repo_id: str, error: BaseException) -> ModelError:
     return ModelError(f"The download of {repo_id} stopped ({one_line(error)})",
-                      "Run the same command again: it goes on from where it stopped")
+                      "Run the same command again: it fetches only what is still missing")
 
 
 def runs_in_half(dtype: str | None) -> bool:
