@@ -19,6 +19,7 @@ views). What differs between methods lives in their `Learner`; this file has no 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -93,6 +94,8 @@ def learn(
         run.text.remove()
     if not keep_checkpoint:
         run.checkpoint.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # kept while it holds another run's checkpoint
+            run.checkpoint.parent.rmdir()
     return identities
 
 

@@ -32,7 +32,7 @@ def test_demo_makes_an_identity_four_images_and_a_sheet(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--steps", "3"]) == 0
     printed = capsys.readouterr().out
     assert "RANDOM weights" in printed and "--model CompVis/stable-diffusion-v1-4" in printed
-    assert (tmp_path / "eileen.safetensors").is_file()
+    assert (tmp_path / "eileen.safetensors").is_file() and not (tmp_path / ".checkpoints").exists()
     assert len(list(tmp_path.glob("0*-seed*.png"))) == 4 and (tmp_path / "sheet.png").is_file()
     assert main(["demo", "--out", str(tmp_path), "--steps", "1"]) == 0  # a second run replaces the first
 

@@ -76,9 +76,11 @@ def test_an_interrupted_run_resumes_to_the_same_result(tiny_pipe, sample_photo, 
 @pytest.mark.slow
 def test_a_finished_run_leaves_no_checkpoint_unless_asked(tiny_pipe, sample_photo, library):
     learn(sample_photo, "eileen", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
-    assert not (library / ".checkpoints" / "eileen.safetensors").exists()
+    assert not (library / ".checkpoints").exists()  # nor an empty folder for them
     learn(sample_photo, "ada", tiny_pipe, LearnConfig(**FAST), library=library, progress=False, keep_checkpoint=True)
     assert (library / ".checkpoints" / "ada.safetensors").is_file()
+    learn(sample_photo, "bob", tiny_pipe, LearnConfig(**FAST), library=library, progress=False)
+    assert [path.name for path in (library / ".checkpoints").iterdir()] == ["ada.safetensors"]
 
 
 @pytest.mark.slow
