@@ -14,8 +14,7 @@ import torch
 from huggingface_hub import constants
 
 from anybody.errors import ModelError
-from anybody.models import describe_model, load_pipeline
-from anybody.models.catalog import list_models, locate_model
+from anybody.models import describe_model, list_models, load_pipeline, locate_model
 from anybody.models.tiny import tiny_model_folder
 from tests.models.hf_cache import add_repo
 
