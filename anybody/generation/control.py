@@ -131,7 +131,7 @@ def load_controlnet(source: ControlNetSource, pipe: DiffusionPipeline) -> Contro
         raise ModelError(f"The ControlNet {name!r} could not be loaded: it is not {where} "
                          f"({summarize(error, limit=200)})",
                          "Pass a ControlNet's diffusers folder, .safetensors file or Hub id (downloaded where you "
-                         "are online with huggingface-cli download), or tiny for a tiny model") from error
+                         "are online with hf download ID), or tiny for a tiny model") from error
     check_controlnet_fits(controlnet.config, pipe, name)
     controlnet.anybody_source = name
     return controlnet.to(device).requires_grad_(False).eval()
