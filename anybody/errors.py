@@ -87,6 +87,12 @@ def require_at_least(value: float, minimum: float, what: str, flag: str, example
                          f"Pass {flag} {example}, for example")
 
 
+def require_steps(value: float, flag: str, example: object, kind: str = "") -> None:
+    """The one wording of "too few steps" (learning, drawing, evaluating): "The number of steps must be at
+    least 1 (got 0)"; `kind` says which steps where a command has two ("drawing")."""
+    require_at_least(value, 1, f"number of {kind} steps" if kind else "number of steps", flag, example)
+
+
 def require_finite(value: float, what: str, flag: str, example: object, *, positive: bool = False) -> None:
     """The one wording of "this number must be finite" (positive, or 0 or more)."""
     if not (0 < value < math.inf if positive else 0 <= value < math.inf):  # also False for NaN

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from anybody.errors import UsageError, require_at_least
+from anybody.errors import UsageError, require_at_least, require_steps
 from anybody.generation import defaults
 
 if TYPE_CHECKING:
@@ -64,6 +64,7 @@ class FilterSettings:
 
     def check(self) -> None:
         require_at_least(self.images, 2, "number of images per name", "--images", IMAGES)
+        require_steps(self.steps, "--steps", defaults.STEPS)
         require_at_least(self.offset, 0, "offset", "--offset", 0)
         if self.limit is not None:
             require_at_least(self.limit, 1, "limit", "--limit", 100)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from anybody.errors import require_at_least, require_finite
+from anybody.errors import require_at_least, require_finite, require_steps
 from anybody.evaluation.prompts import SUITE
 from anybody.evaluation.variants import DEFAULT_METHODS, variant_config
 from anybody.generation import defaults
@@ -42,7 +42,7 @@ class EvaluationSettings:
 
     def check(self) -> None:
         require_at_least(self.images_per_prompt, 1, "number of images per prompt", "--images-per-prompt", 4)
-        require_at_least(self.drawing_steps, 1, "number of drawing steps", "--drawing-steps", 50)
+        require_steps(self.drawing_steps, "--drawing-steps", defaults.STEPS, kind="drawing")
         require_finite(self.guidance, "guidance scale", "--guidance", defaults.GUIDANCE)
         for spec in self.methods:
             self.learn_config(spec)

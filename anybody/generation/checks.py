@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from anybody.attention.regions import check_regions
-from anybody.errors import UsageError, require_at_least, require_finite
+from anybody.errors import UsageError, require_at_least, require_finite, require_steps
 from anybody.generation import defaults
 from anybody.identity.names import check_distinct, rewrite_prompt
 
@@ -28,7 +28,7 @@ def check_arguments(prompt: str, count: int, steps: int, guidance: float, height
     if negative_prompt is not None:
         check_text(negative_prompt, "negative prompt")
     require_at_least(count, 1, "number of images", "-n", defaults.NUM_IMAGES)
-    require_at_least(steps, 1, "number of steps", "--steps", defaults.STEPS)
+    require_steps(steps, "--steps", defaults.STEPS)
     require_finite(guidance, "guidance scale", "--guidance", defaults.GUIDANCE)
     require_at_least(batch_size, 1, "batch size", "--batch-size", defaults.BATCH_SIZE)
     for label, value in (("height", height), ("width", width)):

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Literal
 
 from anybody.basis.options import BasisOptions
-from anybody.errors import UsageError, require_at_least, require_finite
+from anybody.errors import UsageError, require_at_least, require_finite, require_steps
 from anybody.methods import DEFAULT_METHOD, get_method
 from anybody.methods.sefi import ATTENTION_LEVEL
 
@@ -57,12 +57,16 @@ class LearnConfig:
 
     def check(self) -> None:
         get_method(self.method)
-        for name, flag, example in (("steps", "--steps", 800), ("batch_size", "--batch-size", 2),
-                                    ("views", "--views", 32), ("checkpoint_every", "--checkpoint-every", 100),
-                                    ("check_every", "--check-every", 10),
-                                    ("mapper_depth", "--mapper-depth", 1), ("stages", "--stages", 5),
-                                    ("tokens", "--tokens", 2)):
-            require_at_least(getattr(self, name), 1, name.replace("_", " "), flag, example)
+        defaults = LearnConfig.for_method(self.method)  # each example: the method's own default
+        require_steps(self.steps, "--steps", defaults.steps)
+        for name, what, flag in (("batch_size", "batch size", "--batch-size"),
+                                 ("views", "number of views", "--views"),
+                                 ("checkpoint_every", "number of steps between checkpoints", "--checkpoint-every"),
+                                 ("check_every", "number of steps between loss checks", "--check-every"),
+                                 ("mapper_depth", "mapper depth", "--mapper-depth"),
+                                 ("stages", "number of stages", "--stages"),
+                                 ("tokens", "number of tokens", "--tokens")):
+            require_at_least(getattr(self, name), 1, what, flag, getattr(defaults, name))
         require_finite(self.learning_rate, "learning rate", "--lr", 0.01, positive=True)
         require_finite(self.attention_loss, "attention-loss weight", "--attention-loss", 0.003)
         if self.resolution is not None and (self.resolution < 64 or self.resolution % 8):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import sys
@@ -154,3 +155,24 @@ def test_basis_filter_suggests_no_basis_of_too_few_names(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "0 kept so far" in printed and "Next:" not in printed
     assert "A basis needs at least 2 names" in printed
+
+
+@pytest.mark.parametrize("argv", [
+    ["learn", "photo.jpg", "--name", "bob", "--steps", "0"],
+    ["learn", "photo.jpg", "--name", "bob", "--method", "sefi", "--steps", "0"],
+    ["learn-batch", "faces", "--steps", "0"],
+    ["generate", "a photo of alice", "--steps", "0"],
+    ["attention", "a photo of alice", "--steps", "0"],
+    ["basis", "filter", "--model", "tiny", "--steps", "0"],
+    ["evaluate", "faces", "--steps", "0"],
+    ["evaluate", "faces", "--task", "recovery", "--steps", "0"],
+    ["evaluate", "faces", "--drawing-steps", "0"],
+], ids=lambda argv: " ".join(argv[:1] + argv[-3:]))
+def test_too_few_steps_is_said_one_way_everywhere(argv, tmp_path, monkeypatch, sample_photo, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "faces").mkdir()
+    (tmp_path / "faces" / "alice.jpg").write_bytes(sample_photo.read_bytes())
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert re.fullmatch(r"error: The number of (drawing )?steps must be at least 1 \(got 0\)\. Pass --(drawing-)?steps "
+                        r"\d+, for example\.\n", error), error

@@ -90,6 +90,7 @@ def run_filter(args: argparse.Namespace) -> int:
         images=args.images, steps=args.steps, seed=args.seed, min_detected=args.min_detected,
         same_person=args.same_person, scorer=args.scorer, offset=args.offset, limit=args.limit, out=args.out,
         device=args.device, dtype=args.dtype)
+    chosen.check()  # the numbers first: a refusal that needs no model
     locate_model(chosen.model)  # a model that cannot be had is refused before torch is imported
     from anybody.basis import load_names
     from anybody.basis.builder import MIN_NAMES  # torch: only once the model is known to be here

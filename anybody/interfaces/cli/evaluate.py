@@ -74,8 +74,9 @@ def run(args: argparse.Namespace) -> int:
     methods = parse_methods(args.methods)
     if args.task == "recovery":
         recovery = RecoverySettings(
-            photos=args.photos, model=model, methods=methods, steps=args.steps or RecoverySettings.steps,
-            views=args.views or RecoverySettings.views, learning_rate=args.lr, seed=args.seed,
+            photos=args.photos, model=model, methods=methods,
+            steps=RecoverySettings.steps if args.steps is None else args.steps,  # --steps 0 is refused, not ignored
+            views=RecoverySettings.views if args.views is None else args.views, learning_rate=args.lr, seed=args.seed,
             out=args.out or RecoverySettings.out, device=args.device, dtype=args.dtype)
         recovery.check()
         find_people(recovery.photos)  # before torch is imported: a wrong folder is refused at once
