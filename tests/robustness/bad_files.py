@@ -96,9 +96,16 @@ def identity(name: str, width: int = 32, family: str = "sd1", base_model: str = 
 
 
 def make_identity_files(folder: Path) -> None:
-    """A library `lib` holding alice (fits the tiny model) and wide (an SD 2.x identity); broken files."""
+    """A library `lib` holding alice (fits the tiny model) and wide (an SD 2.x identity); a library `imports`
+    holding imp (2 tokens) and solo (1 token), embeddings imported from 32-wide files (no model, no family);
+    broken files."""
     from safetensors.torch import save_file
 
+    from anybody.identity import Identity
+
+    for name, tokens in (("imp", 2), ("solo", 1)):
+        Identity(name=name, encoder_embeddings={"text_encoder": torch.randn(tokens, 32)},
+                 metadata={"method": "imported", "source_format": "kohya"}).save(library=folder / "imports")
     identity("alice").save(library=folder / "lib")
     identity("wide", width=1024, family="sd2", base_model="stabilityai/stable-diffusion-2-1").save(
         library=folder / "lib")

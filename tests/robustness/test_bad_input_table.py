@@ -104,6 +104,10 @@ CASES: dict[str, list[str]] = {
         "--library", "learned", "--steps", "1", "--views", "1", "--replace"],  # not lib: other rows list it
     "identities of different families (`mix alice wide --name mixed`)": ["mix", "alice", "wide", "--name", "mixed",
                                                                          "--library", "lib"],
+    "identities with other numbers of tokens (`mix imp solo --name mixed --library imports`: 2 and 1 tokens)": [
+        "mix", "imp", "solo", "--name", "mixed", "--library", "imports"],
+    "an identity that is not in the library (`mix alice zed --name mixed`)": ["mix", "alice", "zed", "--name", "mixed",
+                                                                            "--library", "lib"],
     "a negative weight (`mix alice wide --weights=-0.5,1.5`)": [*MIX, "--weights=-0.5,1.5"],
     "weights that are all 0 (`--weights 0,0`)": [*MIX, "--weights", "0,0"],
     "not one weight per identity (`--weights 0.7`)": [*MIX, "--weights", "0.7"],
@@ -122,6 +126,8 @@ CASES: dict[str, list[str]] = {
     "wide learned on SD 2.1)": ["generate", "a photo of wide", "--identity", "wide", "--library", "lib", "--model",
                                 "tiny"],
     # Identity and embedding files
+    "removing a name the library does not have (`identities remove zed --yes`)": ["identities", "remove", "zed",
+                                                                                 "--yes", "--library", "lib"],
     "a truncated identity file (`truncated.safetensors`)": ["generate", "a photo of alice", "--identity",
                                                             "truncated.safetensors"],
     "an unknown format version (`future.safetensors`, version 99)": ["identities", "show", "future.safetensors"],
@@ -147,6 +153,9 @@ CASES: dict[str, list[str]] = {
     # Generation
     "an unknown identity name (`--identity bob`)": ["generate", "a photo of bob", "--identity", "bob", "--library",
                                                     "lib"],
+    'an imported identity that names no model, without `--model` (`generate "a photo of imp" --identity imp '
+    "--library imports`, imp imported from a 32-wide embedding)": ["generate", "a photo of imp", "--identity", "imp",
+                                                                   "--library", "imports"],
     'a prompt over 77 tokens (`"a photo of alice with a red balloon and a blue kite …"`)': [
         "generate", LONG_PROMPT, "--identity", "alice", "--library", "lib", "-n", "1", "--steps", "1", "--out", "out"],
     "steps under 1 (`--steps 0`)": [*GENERATE, "--steps", "0"],
