@@ -17,6 +17,7 @@ from huggingface_hub import constants
 from anybody.errors import ModelError
 from anybody.models import load_pipeline
 from anybody.models.catalog import locate_model
+from anybody.models.download import runs_in_half
 from anybody.models.pipelines import folder_files, pipeline_files, read_index
 from anybody.models.tiny import tiny_model_folder
 from tests.models.fake_hub import FakeHub
@@ -137,3 +138,9 @@ def test_online_an_id_the_hub_has_is_left_to_diffusers_and_one_it_lacks_is_refus
         locate_model("fake/controlnet")
     with pytest.raises(ModelError, match="Did you mean tiny\\? If it is private, log in with hf auth login"):
         locate_model("Tiny")  # a valid Hub id the Hub does not have, close to a built-in name
+
+
+def test_the_precision_to_fetch_for_is_the_one_the_model_will_run_in():
+    assert runs_in_half("fp16") and runs_in_half("bf16") and not runs_in_half("fp32")
+    gpu = torch.cuda.is_available() or torch.backends.mps.is_available()
+    assert runs_in_half(None) == gpu  # what load_pipeline picks here: half on a GPU, fp32 on a CPU
