@@ -37,13 +37,30 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict) -> dict:
-    """pytest-playwright's launch arguments, with Debian's Chromium (Playwright's own needs a download)."""
+def browser_type_launch_args(browser_type_launch_args: dict, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """pytest-playwright's launch arguments, with Debian's Chromium (Playwright's own needs a download) and a
+    webcam that films the sample photo (Chromium's fake capture device, allowed without asking)."""
     path = chromium()
     if path is None:
         pytest.skip("Chromium is not installed and `make test` could not install it (apt-get install chromium "
                     "needs root or sudo); the web app's browser tests need it")
-    return {**browser_type_launch_args, "executable_path": path}
+    video = webcam_video(bad_files.SAMPLE, tmp_path_factory.mktemp("webcam") / "sample.y4m")
+    camera = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-video-capture={video}"]
+    return {**browser_type_launch_args, "executable_path": path,
+            "args": [*browser_type_launch_args.get("args", []), *camera]}
+
+
+def webcam_video(photo: Path, path: Path, frames: int = 2) -> Path:
+    """The photo as a still video in Y4M (the YUV 4:2:0 format Chromium's fake webcam plays)."""
+    from PIL import Image
+
+    with Image.open(photo) as image:
+        ycbcr = image.convert("RGB").resize((512, 512)).convert("YCbCr")
+    luma, blue, red = ycbcr.split()
+    frame = b"FRAME\n" + luma.tobytes() + b"".join(plane.resize((256, 256)).tobytes() for plane in (blue, red))
+    path.write_bytes(b"YUV4MPEG2 W512 H512 F25:1 Ip A1:1 C420jpeg\n" + frame * frames)
+    return path
 
 
 @pytest.fixture(scope="package")
