@@ -51,6 +51,12 @@ def browser_type_launch_args(browser_type_launch_args: dict, tmp_path_factory: p
             "args": [*browser_type_launch_args.get("args", []), *camera]}
 
 
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args: dict) -> dict:
+    """Every page on a laptop's screen (1366 x 900), where the screenshots are taken."""
+    return {**browser_context_args, "viewport": {"width": 1366, "height": 900}}
+
+
 def webcam_video(photo: Path, path: Path, frames: int = 2) -> Path:
     """The photo as a still video in Y4M (the YUV 4:2:0 format Chromium's fake webcam plays)."""
     from PIL import Image

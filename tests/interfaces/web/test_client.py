@@ -4,12 +4,14 @@ the same queue and with the same one-line errors."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
 from tests.interfaces.web.conftest import library_files
+from tests.robustness import bad_files
 
 pytestmark = pytest.mark.slow
 
@@ -51,3 +53,18 @@ def test_a_refused_request_carries_the_cli_line(client, studio, photos: Path):
     with pytest.raises(AppError, match=r"No identity called 'nobody' in the library"):
         client.predict("a photo of nobody", ["nobody"], "", 1, 2, 7.5, 0, 0, 1, api_name="/draw")
     assert library_files(studio) == before
+
+
+def test_a_script_stops_its_drawing_and_keeps_the_pictures_finished(client, studio):
+    bad_files.identity("kit").save(library=studio.library)
+    job = client.submit("a photo of kit", ["kit"], "", 42, 40, 7.5, 0, 0, 6, api_name="/draw")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # until the drawing is into its second image (Gradio's progress)
+        progress = job.status().progress_data
+        if progress and progress[0].index is not None and progress[0].index > 40:
+            break
+        time.sleep(0.1)
+    client.predict(api_name="/stop_drawing")  # the same client: its own drawing
+    gallery, files = job.result()
+    assert 1 <= len(gallery) == len(files) < 6
+    assert [item["caption"] for item in gallery] == [f"seed {42 + i}" for i in range(len(gallery))]

@@ -125,9 +125,9 @@ def test_learn_draw_export_import_remove(page: Page, app_url: str, studio, photo
         re.compile(r"\d\.\d+"))
     expect(details.locator("img")).to_be_visible()
     expect(page.locator("#details-json")).to_be_hidden()  # the raw metadata, behind "Show all"
+    shot(page, "identities")
     page.locator("#details-all").get_by_text("Show all").click()
     expect(page.locator("#details-json")).to_contain_text("final_loss")
-    shot(page, "identities")
     pick(page, "export-format", "InvokeAI")
     page.click("#export")
     howto = page.locator("#export-howto")
@@ -341,3 +341,47 @@ def test_with_several_faces_another_one_can_be_picked(page: Page, app_url: str, 
     expect(page.locator("#faces-note")).to_contain_text("face 1 will be learned", timeout=WAIT)
     expect(page.locator("#aligned img")).not_to_have_attribute("src", first)
     shot(page, "face-1-picked")
+
+
+@pytest.mark.parametrize("size", [(1366, 900), (1920, 1080)], ids=["1366x900", "1920x1080"])
+def test_each_tab_has_its_inputs_left_its_results_right_and_its_action_in_view(page: Page, app_url: str, studio,
+                                                                              photos: Path, shot, size):
+    """The layout of each tab on a laptop and a desktop screen (the screenshots are the ones docs/web.md
+    shows): inputs left, results right, the primary button visible without scrolling."""
+    width, height = size
+    if "ivy.safetensors" not in library_files(studio):
+        studio.learn(photos / "sample_face.jpg", "ivy", "celeb-basis", 5)
+    page.set_viewport_size({"width": width, "height": height})
+
+    def left_of(inputs: str, results: str) -> None:
+        assert page.locator(inputs).bounding_box()["x"] < page.locator(results).bounding_box()["x"]
+
+    def in_view(button: str) -> None:
+        box = page.locator(button).bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"{button} is below the fold at {size}"
+
+    page.goto(app_url)
+    page.click("#use-sample")
+    expect(page.locator("#aligned img")).to_be_visible(timeout=WAIT)
+    textbox(page, "name").fill("ivy_2")
+    left_of("#photo", "#faces")
+    in_view("#learn")
+    shot(page, f"learn-{width}x{height}")
+
+    page.get_by_role("tab", name="Draw").click()
+    pick(page, "identities", "ivy")
+    textbox(page, "prompt").fill("a photo of ivy on a beach, golden hour")
+    number(page, "count").fill("4")
+    number(page, "draw-steps").fill("3")
+    in_view("#draw")
+    page.click("#draw")
+    expect(page.locator("#gallery img")).to_have_count(4, timeout=WAIT)
+    left_of("#prompt", "#gallery")
+    shot(page, f"draw-{width}x{height}")
+
+    page.get_by_role("tab", name="Identities").click()
+    library_row(page, "ivy").locator("[role=gridcell]").nth(1).click()
+    expect(page.locator("#details")).to_contain_text("ivy")
+    left_of("#library", "#details")
+    in_view("#export")
+    shot(page, f"identities-{width}x{height}")
