@@ -46,7 +46,7 @@ from anybody.models.pipelines import (
 )
 
 if TYPE_CHECKING:
-    from huggingface_hub import CachedRepoInfo, ModelInfo
+    from huggingface_hub import CachedRepoInfo, CachedRevisionInfo, ModelInfo
 
 TINY_NAMES = ("tiny", "tiny-sd2", "tiny-sdxl", "tiny-inpaint", "tiny-sd2-inpaint", "tiny-sdxl-inpaint")
 INPAINT_SUFFIX = "-inpaint"
@@ -192,16 +192,15 @@ def hub_cache() -> Path:
 
 def cached_snapshot(repo_id: str) -> Path | None:
     """The cached snapshot folder of a Hub model: the revision `main` points to, else the newest one; None
-    where the cache has nothing of it."""
-    from huggingface_hub import try_to_load_from_cache
-
-    found = try_to_load_from_cache(repo_id, INDEX, cache_dir=hub_cache())
-    if isinstance(found, str):
-        return Path(found).parent
+    where the cache has nothing of it. (huggingface_hub's scan, not `try_to_load_from_cache`: that one imports
+    its whole download stack, which an offline refusal would wait half a second for.)"""
     repo = next((repo for repo in _cached_repos() if repo.repo_type == "model" and repo.repo_id == repo_id), None)
-    if repo is None or not repo.revisions:
-        return None
-    return max(repo.revisions, key=lambda revision: ("main" in revision.refs, revision.last_modified)).snapshot_path
+    return _chosen_revision(repo).snapshot_path if repo is not None and repo.revisions else None
+
+
+def _chosen_revision(repo: CachedRepoInfo) -> CachedRevisionInfo:
+    """The revision of a cached repository that `--model ID` means: the one `main` points to, else the newest."""
+    return max(repo.revisions, key=lambda revision: ("main" in revision.refs, revision.last_modified))
 
 
 def _cached_repos() -> frozenset[CachedRepoInfo]:
@@ -224,7 +223,7 @@ def list_models() -> tuple[list[ModelEntry], int]:
     for repo in sorted(_cached_repos(), key=lambda repo: repo.repo_id.lower()):
         if repo.repo_type != "model" or not repo.revisions:
             continue
-        revision = max(repo.revisions, key=lambda revision: ("main" in revision.refs, revision.last_modified))
+        revision = _chosen_revision(repo)
         entry = _cached_entry(repo.repo_id, revision.snapshot_path, repo.size_on_disk, revision.commit_hash)
         if entry is None:
             others += 1
