@@ -49,6 +49,8 @@ TABLE_FACE_SIDE = 48  # px of a face in the library table
 DETAILS_FACE_SIDE = 128  # px of the chosen identity's face beside its details
 TABLE_COLUMNS = ["face", "name", "method", "base model", "created", "note"]
 NO_DETAILS = "—"
+OUT_OF_MEMORY_FIX = ("Draw smaller pictures (Width, Height); to learn, the app needs a machine with more memory or "
+                     "a smaller model")
 NO_PICTURES = "Pictures: none yet. Choose identities, write a prompt that names them, press Draw"
 # Gradio marks every output of an event that raised with a red "Error" badge over it (its status tracker);
 # the page says what went wrong once, in the toast, and the outputs keep what they showed.
@@ -134,6 +136,15 @@ def photo_input(**options: Any) -> gr.Image:
     return photo
 
 
+def users_problem(error: BaseException) -> AnybodyError | None:
+    """The error as a problem the user can fix (an AnybodyError, or running out of memory, with the page's fix
+    for it); None for a bug."""
+    if isinstance(error, AnybodyError):
+        return error
+    memory = out_of_memory(error)
+    return None if memory is None else AnybodyError(memory.problem, OUT_OF_MEMORY_FIX)
+
+
 def shown_to_user(title: str) -> Callable[[Callable], Callable]:
     """Turn the AnybodyError of an event (a method or a generator method of `Events`) into the page's one
     message, a toast titled `title` (what did not happen); anything else is a bug, which Gradio shows as
@@ -141,7 +152,7 @@ def shown_to_user(title: str) -> Callable[[Callable], Callable]:
 
     def decorate(method: Callable) -> Callable:
         def shown(self: Events, error: BaseException) -> BaseException:
-            problem = error if isinstance(error, AnybodyError) else out_of_memory(error)
+            problem = users_problem(error)
             if problem is None:
                 return error
             message = self.in_page_words(problem)
@@ -346,8 +357,10 @@ class Events:
             total = limits.LEARN_STEPS.check(steps)  # for the bar; the studio checks every argument
             yield from self._learn(photo, face, name, method, total, if_interrupted or RESUME, bool(replace),
                                    request)
-        except AnybodyError as error:
-            yield outcome_html(f"Not learned: {error.problem}."), ""
+        except (AnybodyError, RuntimeError, MemoryError) as error:
+            problem = users_problem(error)
+            if problem is not None:
+                yield outcome_html(f"Not learned: {problem.problem}."), ""
             raise
 
     def _learn(self, photo: str, face: int | None, name: str, method: str, total: int, if_interrupted: str,
