@@ -279,3 +279,24 @@ def test_the_heatmap_of_an_identity_outlines_its_region(tiny_pipe):
     maps = result.maps[list(masks.columns[0][0])].sum(dim=0)
     beyond = soft_mask(PRESETS["left"], *maps.shape) == 0
     assert beyond.any() and maps[beyond].max() < 1e-6  # the recorded map is empty beyond the soft edge
+
+
+def test_on_sd15_s_unet_each_layer_gets_the_mask_of_its_own_grid_at_any_proportions(sd15_meta_unet):
+    """The real SD 1.5 structure (on the meta device, no weights): 768 x 512 px is a 64 x 96 latent."""
+    masks = RegionMasks([((5, 6, 7), PRESETS["right"])], guided=True)
+    hook = masks.attach(sd15_meta_unet)
+    try:
+        read_latent = next(iter(sd15_meta_unet._forward_pre_hooks.values()))
+        read_latent(sd15_meta_unet, (torch.empty(2, 4, 64, 96, device="meta"),), {})
+    finally:
+        hook.remove()
+    assert masks.latent == (64, 96)
+    assert sorted(masks.grids.values()) == [(8, 12), (16, 24), (32, 48), (64, 96)]
+    for height, width in masks.grids.values():
+        bias = masks.bias(height * width, 4, 77, torch.float16, torch.device("cpu"))
+        assert bias.shape == (4, 1, height * width, 77) and bias.dtype == torch.float16
+        assert not bias[:2].any() and not bias[2:, :, :, :5].any() and not bias[2:, :, :, 8:].any()
+        expected = soft_mask(PRESETS["right"], height, width).reshape(-1).log().clamp_min(-1e4).half()
+        assert torch.equal(bias[3, 0, :, 6], expected) and torch.isfinite(bias).all()
+        left_of_the_edge = (torch.arange(width) + 0.5) / width < 0.5 - max(FEATHER, 1 / width) / 2
+        assert left_of_the_edge.any() and (bias[3, 0, :, 6].reshape(height, width)[:, left_of_the_edge] == -1e4).all()
