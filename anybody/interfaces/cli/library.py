@@ -7,6 +7,7 @@ writers and readers, which need torch, are imported when `export` or `import` ru
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -95,7 +96,8 @@ def _list_identities(library: str | None, model: str | None) -> int:
 
     names = library_names(library)
     if not names:
-        print(f"No identities in {settings.library_folder(library)} yet: anybody learn PHOTO --name NAME")
+        into = f" --library {shlex.quote(library)}" if library else ""  # learned where it is listed next time
+        print(f"No identities in {settings.library_folder(library)} yet: anybody learn PHOTO --name NAME{into}")
         return 0
     fits = _fit_checker(model)
     rows = [("name", "method", "base model", "width", "created", "")]
