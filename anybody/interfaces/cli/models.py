@@ -32,7 +32,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
         "download", help="fetch the files a diffusers pipeline needs from the Hub into the Hugging Face cache",
         description="Fetch only what the pipeline loads (its components' configs and one set of weights each, "
         "safetensors where there are some, fp16 where the model will run in half precision), with progress "
-        "bars. A download that stops goes on from where it stopped when run again.")
+        "bars. A download that stops keeps the files it finished: run it again to fetch the rest.")
     download.add_argument("model", metavar="ID", help=f"a Hub id, such as {settings.DEFAULT_MODEL}")
     download.add_argument("--revision", help="a branch, tag or commit of the repository (default: main)")
     download.add_argument("--dtype", choices=DTYPES, help="the precision the model will run in: fp16 and bf16 "
