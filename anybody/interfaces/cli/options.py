@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from anybody import settings
+from anybody.models.catalog import TINY_NAMES as BUILT_IN_MODELS
 
-BUILT_IN_MODELS = ("tiny", "tiny-sd2", "tiny-sdxl")
 DTYPES = ("fp32", "fp16", "bf16")
 
 
