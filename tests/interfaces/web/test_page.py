@@ -33,6 +33,7 @@ def pick(page: Page, elem_id: str, option: str) -> None:
     page.locator(f"#{elem_id} input").click()
     page.get_by_role("option", name=re.compile(rf"^{re.escape(option)}")).click()
     page.keyboard.press("Escape")
+    expect(page.get_by_role("listbox")).to_have_count(0)  # closed, for what comes next (and the screenshot)
 
 
 def library_row(page: Page, name: str):
