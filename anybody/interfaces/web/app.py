@@ -5,11 +5,10 @@ Every event that uses the model (learn, draw, attention, import, remove) shares 
 do not wait for it. Each event is also an endpoint of Gradio's API under the `api_name` given here, which is
 what `gradio_client` calls (docs/web.md).
 
-What a user sees when something is wrong: one message (a Gradio toast, titled with what did not happen), in
-the page's words; the outputs keep what they showed (Gradio's "Error" badge on them is hidden by `CSS`), the
-progress line of learning says so, and the terminal gets one log line, never a traceback. A problem the
-user can cause is an `AnybodyError`; anything else is a bug, which keeps Gradio's own "Error" toast and
-traceback.
+What a user sees when something is wrong: one message (a Gradio toast) in the page's words; the outputs keep
+what they showed (Gradio's "Error" badge on them is hidden by `CSS`), the progress line of learning says so,
+and the terminal gets one log line, never a traceback. A problem the user can cause is an `AnybodyError`;
+anything else is a bug, which keeps Gradio's own "Error" toast and traceback.
 
 Import this module only after `server.go_offline()`: Gradio reads its settings from the environment.
 """
@@ -147,8 +146,8 @@ def users_problem(error: BaseException) -> AnybodyError | None:
 
 def shown_to_user(title: str) -> Callable[[Callable], Callable]:
     """Turn the AnybodyError of an event (a method or a generator method of `Events`) into the page's one
-    message, a toast titled `title` (what did not happen); anything else is a bug, which Gradio shows as
-    "Error" and the terminal as a traceback."""
+    message, a toast, and one log line that starts with `title` (what did not happen); anything else is a
+    bug, which Gradio shows as "Error" and the terminal as a traceback."""
 
     def decorate(method: Callable) -> Callable:
         def shown(self: Events, error: BaseException) -> BaseException:
