@@ -21,14 +21,16 @@ Under classifier-free guidance diffusers runs the unconditional rows first and t
 only the second half is masked (the unconditional prompt holds no identity token at those positions).
 The layer's grid comes from the latent the UNet is called with (a forward pre-hook reads its height and
 width) and the UNet's own block structure (`block_resolutions`), so every layer of every model, at any
-image size and aspect, gets its own exact mask. The words after an identity in a CLIP encoding (the end
-and padding tokens) have read the identity through the text encoder's causal attention and stay free;
-they carry the whole prompt's gist, not the face.
+image size and aspect, gets its own exact mask; a layer of a size those blocks do not give (a UNet that
+resizes otherwise) gets the grid of its query length closest to the latent's proportions. The words after
+an identity in a CLIP encoding (the end and padding tokens) have read the identity through the text
+encoder's causal attention and stay free; they carry the whole prompt's gist, not the face.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator, Mapping, Sequence
 
 import torch
@@ -60,6 +62,14 @@ def soft_mask(region: Region, height: int, width: int, feather: float = FEATHER)
         return rising * falling
 
     return axis(region.top, region.bottom, height)[:, None] * axis(region.left, region.right, width)[None, :]
+
+
+def nearest_grid(pixels: int, latent: Resolution) -> Resolution:
+    """The (height, width) with height * width = `pixels` whose proportions are closest to the latent's."""
+    aspect = latent[0] / latent[1]
+    sides = [side for side in range(1, math.isqrt(pixels) + 1) if pixels % side == 0]
+    pairs = [pair for side in sides for pair in ((side, pixels // side), (pixels // side, side))]
+    return min(pairs, key=lambda pair: abs(math.log(pair[0] / pair[1] / aspect)))
 
 
 def is_guided(unet: torch.nn.Module, guidance_scale: float) -> bool:
@@ -117,10 +127,14 @@ class RegionMasks:
         return unet.register_forward_pre_hook(read_latent, with_kwargs=True)
 
     def grid(self, pixels: int) -> Resolution:
-        """The (height, width) of a layer with this many query pixels, in the current UNet call."""
-        if pixels not in self.grids:
-            raise misuse(f"No layer of the UNet runs at {pixels} pixels in this call (grids: {self.grids})",
+        """The (height, width) of a layer with this many query pixels, in the current UNet call: the UNet's own
+        grid of that size, else (a UNet whose blocks resize otherwise) the factorisation of `pixels` closest
+        to the latent's proportions."""
+        if self.latent is None:
+            raise misuse("The masks have not seen a UNet call, so they know no layer's grid",
                          "Set store.regions before install(unet, store), which reads the latent size", RuntimeError)
+        if pixels not in self.grids:
+            self.grids[pixels] = nearest_grid(pixels, self.latent)
         return self.grids[pixels]
 
     def bias(self, pixels: int, batch: int, tokens: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

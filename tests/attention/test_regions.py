@@ -25,6 +25,7 @@ from anybody.attention import (
     soft_mask,
     token_positions,
 )
+from anybody.attention.region_masks import nearest_grid
 from anybody.attention.regions import parse_region_options
 from anybody.errors import UsageError
 from anybody.generation import apply
@@ -300,3 +301,14 @@ def test_on_sd15_s_unet_each_layer_gets_the_mask_of_its_own_grid_at_any_proporti
         assert torch.equal(bias[3, 0, :, 6], expected) and torch.isfinite(bias).all()
         left_of_the_edge = (torch.arange(width) + 0.5) / width < 0.5 - max(FEATHER, 1 / width) / 2
         assert left_of_the_edge.any() and (bias[3, 0, :, 6].reshape(height, width)[:, left_of_the_edge] == -1e4).all()
+
+
+def test_a_grid_the_unet_s_blocks_do_not_give_is_the_factorisation_nearest_the_latent_s_proportions():
+    masks = RegionMasks([((5,), PRESETS["left"])], guided=False)
+    with pytest.raises(RuntimeError, match="have not seen a UNet call"):
+        masks.grid(64)
+    masks.latent, masks.grids = (64, 96), {64 * 96: (64, 96)}
+    assert masks.grid(64 * 96) == (64, 96)
+    assert nearest_grid(30 * 45, (64, 96)) == masks.grid(30 * 45) == (30, 45)  # a UNet that halves otherwise
+    assert nearest_grid(21, (12, 25)) == (3, 7) and nearest_grid(96, (96, 64)) == (12, 8)
+    assert masks.bias(30 * 45, 1, 77, torch.float32, torch.device("cpu")).shape == (1, 1, 1350, 77)
