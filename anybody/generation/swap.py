@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -158,6 +159,7 @@ def swap(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = True,
+    on_step: Callable[[int, int, int], None] | None = None,
 ) -> SwapResult:
     """Draw the identity's face in place of a face of `photo` (`face`: its number, 0 the largest, or "all").
 
@@ -166,7 +168,8 @@ def swap(
     "a photo of NAME"; `strength` of the region drawn anew; face k with seed `seed + k`). Outside the regions
     the result is the photo, pixel for pixel, at its size. Each face drawn is scored against the identity's
     reference descriptor; with `out`, the result is written there as a PNG whose text chunks hold the
-    prompt, settings, faces and scores.
+    prompt, settings, faces and scores. `on_step(face, step, steps)` is called after every denoising step
+    (`face`: the order of the face being drawn, from 0), e.g. for a progress bar.
     """
     inputs = _checked(photo, strength, num_inference_steps, guidance_scale, prompt, negative_prompt)
     faces = find_faces(inputs.image, detector=detector)
@@ -186,7 +189,7 @@ def swap(
         image = generate(prompt, identity, pipe, image=image, mask=mask, strength=inputs.strength,
                          negative_prompt=negative_prompt, num_images_per_prompt=1,
                          num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed + order,
-                         progress=progress).images[0]
+                         progress=progress, on_step=_face_steps(on_step, order)).images[0]
         swapped.append(SwappedFace(index, faces[index].box, mask.getbbox()))
     for done in swapped:
         done.score = score_face(image, faces[done.index], done.region, identity, recognizer) if recognizer else None
@@ -197,6 +200,19 @@ def swap(
         result.path = _save(result, Path(out), negative_prompt, num_inference_steps, guidance_scale, seed, pipe,
                             inputs)
     return result
+
+
+def _face_steps(on_step: Callable[[int, int, int], None] | None,
+                order: int) -> Callable[[int, int, int], bool] | None:
+    """generate's `on_step` for the face drawn `order`-th: reports to swap's, and never stops the drawing."""
+    if on_step is None:
+        return None
+
+    def report(image: int, step: int, steps: int) -> bool:
+        on_step(order, step, steps)
+        return False
+
+    return report
 
 
 def default_out(photo: str | os.PathLike[str], name: str) -> Path:

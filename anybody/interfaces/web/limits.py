@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from anybody.attention.regions import PRESETS, Region, parse_region
 from anybody.errors import UsageError
 
 MAX_UPLOAD_MB = 64  # a photo of 64 megapixels (the photo limit) is well under it as JPEG; embeddings are <= 32 MB
@@ -60,6 +61,13 @@ GUIDANCE = Bound("Guidance", 0, 30, step=0.5, whole=False)
 SEED = Bound("Seed", 0, 2**32 - 1)
 WIDTH = Bound("Width", 0, 2048, step=8)  # 0: the model's own size; otherwise a multiple of 8 (the latents')
 HEIGHT = Bound("Height", 0, 2048, step=8)
+# Draw into a scene photo, in a pose, each person in a place (Draw's "Scene and control"); Swap
+STRENGTH = Bound("Strength", 0.01, 1, step=0.01, whole=False)  # the share of the steps run: more than 0, at most 1
+CONTROL_SCALE = Bound("Control scale", 0, 2, step=0.05, whole=False)  # A1111's ControlNet weight runs 0 to 2
+MAX_PLACE_CHARACTERS = 100  # a place is a preset's name or four fractions
+ANYWHERE = "anywhere"  # an identity without a place of its own: its words act on the whole picture
+PLACES = (ANYWHERE, *PRESETS)  # what the page offers for each identity (a box x0,y0,x1,y1 may be typed)
+FACE_TO_SWAP = Bound("Face to swap", 0, 999)
 
 
 def check_choice(value: object, choices: Sequence[str], label: str) -> str:
@@ -70,12 +78,52 @@ def check_choice(value: object, choices: Sequence[str], label: str) -> str:
     return value
 
 
-def check_face(index: int, faces: int) -> None:
-    """A face number the photo has (0 the largest), in the page's words."""
+def check_face(index: int, faces: int, label: str = FACE.label) -> None:
+    """A face number the photo has (0 the largest), in the page's words (`label`: the field it is chosen in)."""
     if not 0 <= index < faces:
         valid = "0" if faces == 1 else f"0 to {faces - 1}"
         raise UsageError(f"There is no face {index}: the photo has {faces} face{'s' * (faces != 1)} ({valid})",
-                         "Choose one in Face to learn")
+                         f"Choose one in {label}")
+
+
+def check_steps_run(strength: float, steps: int) -> None:
+    """Drawing into a photo runs `strength` of the steps: refuse a pair that runs none (e.g. 0.05 of 10)."""
+    if int(steps * strength) < 1:
+        raise UsageError(f"With {STRENGTH.label} {_plain(strength)} and {_plain(steps)} {DRAW_STEPS.label} not one "
+                         f"step is drawn ({STRENGTH.label} is the share of the steps that run)",
+                         f"Set {DRAW_STEPS.label} to {math.ceil(1 / strength)} or more, or {STRENGTH.label} higher")
+
+
+def check_places(places: object, drawn: Sequence[str]) -> dict[str, Region]:
+    """{identity: Region} from the page's places ({name: "left", "0,0,0.5,1", ... or "anywhere"}), for the
+    identities `drawn` only; anywhere (or nothing) leaves an identity free."""
+    if places is None:
+        return {}
+    if not isinstance(places, dict) or len(places) > MAX_IDENTITIES:
+        raise UsageError(f"Places must map at most {MAX_IDENTITIES} identity names to places (got {_shown(places)})",
+                         "Choose a place for each identity under Places")
+    names = {name.lower() for name in drawn}
+    regions: dict[str, Region] = {}
+    for name, where in places.items():
+        shown = name if isinstance(name, str) and len(name) <= 40 and name.isprintable() else _shown(name)
+        label = f"Place of {shown}"
+        where = check_text(where, label, maximum=MAX_PLACE_CHARACTERS).strip()
+        if not where or where.lower() == ANYWHERE:
+            continue
+        key = str(name).strip().lower()
+        if key not in names:
+            raise UsageError(f"There is a place for {shown}, who is not drawn (the identities drawn: "
+                             f"{', '.join(sorted(names)) or 'none'})",
+                             f"Add them to Identities, or set {label} to {ANYWHERE}")
+        if key in regions:
+            raise UsageError(f"{key} has two places", "Give one place per identity")
+        try:
+            regions[key] = parse_region(where, key)
+        except UsageError as error:  # its fix is the command line's --region
+            raise UsageError(error.problem.replace("The region ", "The place ", 1),
+                             f"Choose one of {', '.join(PLACES)} in {label}, or type a box of four fractions from 0 "
+                             "to 1 (x0,y0,x1,y1), such as 0,0,0.5,1 for the left half") from None
+    return regions
 
 
 def check_text(value: object, label: str, *, maximum: int = MAX_PROMPT_CHARACTERS) -> str:

@@ -16,12 +16,17 @@ can be used and tested without Gradio. Nothing here learns or draws by itself: `
   worded for the page (its fields and buttons, never a command-line flag).
 - The face shown for an identity is the thumbnail its file keeps (learning writes it, wherever it ran);
   imported and mixed identities have none, and say which.
+- A drawing may go into a scene photo (with a painted mask: inpainting; without: img2img), follow a control
+  image through a ControlNet, and keep each identity in its place; a face swap draws an identity's face
+  into a photo. ControlNets are chosen among those the app offers (`controlnet_choices`), never by a path
+  a request sends.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -29,11 +34,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
-from anybody.errors import AnybodyError, IdentityError, UsageError
+from anybody.errors import AnybodyError, IdentityError, PhotoError, UsageError
+from anybody.generation import defaults
 from anybody.identity import Identity, identity_path, library_names, validate_name
 from anybody.identity.library import library_file
 from anybody.interfaces.cli.options import BUILT_IN_MODELS
@@ -42,10 +48,18 @@ from anybody.learning.config import LearnConfig
 from anybody.learning.names import checkpoint_path
 from anybody.methods import METHODS
 
+if TYPE_CHECKING:
+    from anybody.generation.swap import SwapResult
+
 RESUME, START_OVER = "resume", "start over"  # what to do with an interrupted run's checkpoint
 IMPORTED, MIXED, NO_FACE_KEPT, UNREADABLE = "imported", "mixed", "no face kept", "unreadable"
 """What the library shows in place of a face: an imported embedding or a mix has none; an identity learned
 before identity files kept a thumbnail, or a file that cannot be read, shows none."""
+SCENE, MASK, CONTROL = "scene photo", "mask", "control image"  # the uploads of a drawing, as the page names them
+AS_GIVEN = "as given"  # the control image is what the ControlNet reads; else one of defaults.CONTROL_KINDS
+CONTROL_KINDS = (AS_GIVEN, *defaults.CONTROL_KINDS)
+TINY_CONTROLNET = "tiny"  # generation.control's built-in ControlNet (random weights): offered for built-in models
+ALL_FACES = "all"  # swap every face of the photo
 
 
 @dataclass(frozen=True)
@@ -77,7 +91,8 @@ class Studio:
 
     def __init__(self, model: str, *, work: str | os.PathLike[str], out: str | os.PathLike[str],
                  library: str | os.PathLike[str] | None = None, device: str | None = None,
-                 dtype: str | None = None, pipe: Any = None, max_upload_mb: float = limits.MAX_UPLOAD_MB) -> None:
+                 dtype: str | None = None, pipe: Any = None, max_upload_mb: float = limits.MAX_UPLOAD_MB,
+                 controlnets: Sequence[str] = ()) -> None:
         self.model = model
         self.work = Path(work)
         self.out = Path(out)
@@ -88,6 +103,9 @@ class Studio:
         self._vocabulary: dict[str, tuple[Any, int]] | None = None  # each encoder's tokenizer as loaded
         self._model_lock = threading.RLock()  # one model job at a time, even for callers outside Gradio
         self._drawings = 0
+        self.controlnets = list(controlnets)  # the ControlNets the app was started with (`anybody ui --controlnet`)
+        self._controlnet_choices: list[str] | None = None
+        self._controlnet: tuple[str, Any] | None = None  # the last ControlNet used, loaded: (its choice, the model)
 
     @property
     def random_weights(self) -> bool:
@@ -219,11 +237,21 @@ class Studio:
 
     def draw(self, prompt: str, names: Sequence[str], *, negative_prompt: str | None, seed: int, steps: int,
              guidance: float, width: int | None, height: int | None, count: int,
-             on_step: Callable[[int, int, int], bool] | None = None) -> Any:
+             on_step: Callable[[int, int, int], bool] | None = None, scene: str | os.PathLike[str] | None = None,
+             mask: str | os.PathLike[str] | None = None, strength: float | None = None,
+             control: str | os.PathLike[str] | None = None, control_kind: str = AS_GIVEN,
+             controlnet: str | None = None, control_scale: float = defaults.CONTROL_SCALE,
+             places: dict[str, str] | None = None) -> Any:
         """Draw as `anybody generate` does, into a new folder under `out`: the same PNGs, text chunks and
         contact sheet. A width or height of 0 (or None) is the model's own. Returns the `GenerationResult`
         (its `paths` are the PNG files). The images are drawn one at a time, so that `on_step` (generate's:
-        image, step, steps; True stops) sees each and a stop keeps every image finished before it."""
+        image, step, steps; True stops) sees each and a stop keeps every image finished before it.
+
+        Into a `scene` photo (uploaded): with a `mask` (white = redraw) only that is drawn, without one the whole
+        photo is redrawn by `strength` (by default generate's). Following a `control` image (as given, or
+        made from that photo: `control_kind`) through `controlnet`, one of `controlnet_choices()`, weighed by
+        `control_scale`. Each identity of `places` ({name: "left", "0,0,0.5,1", ... or "anywhere"}) in its place.
+        Every file and number is checked before the model is used."""
         from anybody.generation import generate
 
         prompt = limits.check_text(prompt, "Prompt")
@@ -233,15 +261,89 @@ class Studio:
         width = None if width is None else limits.WIDTH.check(width) or None
         height = None if height is None else limits.HEIGHT.check(height) or None
         identities = self._identities(names)
+        regions = limits.check_places(places, [identity.name for identity in identities])
+        inputs = self._drawing_inputs(scene, mask, strength, steps, control, control_kind, controlnet, control_scale)
         with self._model_lock:
             folder = self._new_folder()
             try:
+                if inputs.get("controlnet") is not None:
+                    inputs["controlnet"] = self._loaded_controlnet(inputs["controlnet"])
                 return generate(prompt, identities, self._plain_pipe(), num_images_per_prompt=count,
                                 num_inference_steps=steps, guidance_scale=guidance, seed=seed,
                                 negative_prompt=negative_prompt or None, width=width, height=height,
-                                out_dir=folder, library=self.library, batch_size=1, on_step=on_step, progress=False)
+                                out_dir=folder, library=self.library, batch_size=1, on_step=on_step, progress=False,
+                                regions=regions, **inputs)
             finally:
                 self._after_drawing(folder)
+
+    def _drawing_inputs(self, scene: object, mask: object, strength: object, steps: int, control: object,
+                        control_kind: object, controlnet: object, control_scale: object) -> dict[str, Any]:
+        """generate's arguments for a scene photo, its mask, a control image and its ControlNet: every number
+        within the page's bounds (whether used or not), the ControlNet among those offered, and the files read
+        (the same checks as generate's, so that nothing is refused after the model has started)."""
+        from anybody.generation.inputs import read_inputs
+
+        strength = None if strength is None else limits.STRENGTH.check(strength)
+        control_kind = limits.check_choice(control_kind, list(CONTROL_KINDS), "Control image kind")
+        control_scale = limits.CONTROL_SCALE.check(control_scale)
+        controlnet = self._controlnet_choice(controlnet, needed=bool(control))
+        arguments: dict[str, Any] = {}
+        if scene:
+            arguments.update(image=self._upload(scene, SCENE), strength=strength)
+            if strength is not None:
+                limits.check_steps_run(strength, steps)
+        if mask:
+            if not scene:
+                raise UsageError("A mask was painted with no scene photo under it",
+                                 "Upload the scene photo first, then paint on it where to draw")
+            arguments["mask"] = self._upload(mask, MASK)
+        if control:
+            arguments.update(control_image=self._upload(control, CONTROL), controlnet=controlnet,
+                             control_scale=control_scale,
+                             control_kind=None if control_kind == AS_GIVEN else control_kind)
+        try:
+            read_inputs(**arguments, steps=steps)
+        except (UsageError, PhotoError) as error:  # in the page's words: the command line's picture is the scene
+            # photo; a fix naming a command-line flag (an all-white mask's) is the command line's, not the page's
+            problem, fix = (re.sub(r"\b([Tt]he) picture\b", rf"\1 {SCENE}", text) for text in
+                            (error.problem, error.fix or ""))
+            raise type(error)(problem, None if "--" in fix else fix) from None
+        return arguments
+
+    def controlnet_choices(self) -> list[str]:
+        """The ControlNets the page offers, and the only ones a request may ask for: the built-in tiny one for a
+        built-in model, those the app was started with, and the ControlNets in the Hugging Face cache (read
+        offline) that fit the model; before the model is loaded, every cached one (a request is then checked
+        without loading it; one of another family is refused when drawing). A request never names a path."""
+        if self._controlnet_choices is not None:
+            return self._controlnet_choices
+        offered = [TINY_CONTROLNET] if self.random_weights else []
+        offered += [name for name in self.controlnets if name not in offered]
+        offered += [name for name in _cached_controlnets(self._pipe) if name not in offered]
+        if self._pipe is not None:  # the page's list: kept (the cache is read once)
+            self._controlnet_choices = offered
+        return offered
+
+    def _controlnet_choice(self, controlnet: object, needed: bool) -> str | None:
+        """The ControlNet chosen, when given or `needed` (a control image was given)."""
+        if controlnet in (None, "") and not needed:
+            return None
+        choices = self.controlnet_choices()
+        if not choices:
+            raise UsageError("This app offers no ControlNet to read the control image",
+                             "Remove the control image, or ask whoever started the app to start it with a ControlNet")
+        if controlnet in (None, ""):
+            raise UsageError("No ControlNet is chosen for the control image", "Choose one in ControlNet")
+        return limits.check_choice(controlnet, choices, "ControlNet")
+
+    def _loaded_controlnet(self, name: str) -> Any:
+        """The ControlNet `name`, loaded once and kept until another is chosen (one at a time in memory)."""
+        from anybody.generation.control import load_controlnet
+
+        if self._controlnet is None or self._controlnet[0] != name:
+            self._controlnet = None  # the previous one is let go before the next is read
+            self._controlnet = (name, load_controlnet(name, self.pipe))
+        return self._controlnet[1]
 
     def attention(self, prompt: str, names: Sequence[str], *, seed: int, steps: int, guidance: float) -> Path:
         """One picture and, for every word, where its cross-attention went (`anybody attention`)."""
@@ -256,6 +358,53 @@ class Studio:
                 folder.mkdir(parents=True)
                 return attention_map(prompt, identities, self._plain_pipe(), out=folder / "attention.png", seed=seed,
                                      num_inference_steps=steps, guidance_scale=guidance, library=self.library)
+            finally:
+                self._after_drawing(folder)
+
+    # --- swap --------------------------------------------------------------------------------------
+
+    def faces_to_swap(self, photo: str | os.PathLike[str]) -> tuple[Image.Image, list[int]]:
+        """The photo with every face numbered (no model needed), and each face's width in px (0 the largest);
+        a photo without a face is refused."""
+        from anybody.face import choose_face, find_faces, load_photo
+        from anybody.face.preview import annotate
+
+        image = load_photo(self._upload(photo, "photo"))
+        faces = find_faces(image)
+        choose_face(faces, 0)  # no face: refused in the detector's words
+        return annotate(image, faces, None), [face.size for face in faces]
+
+    def swap(self, photo: str | os.PathLike[str], name: str, *, face: int | str | None = None,
+             prompt: str | None = None, strength: float | None = None, steps: int = defaults.STEPS,
+             seed: int = defaults.SEED, on_step: Callable[[int, int, int], None] | None = None) -> SwapResult:
+        """Draw the identity `name`'s face in place of a face of the photo (`face`: its number, 0 the largest,
+        or "all"), as `anybody swap` does, into a new folder under `out`. `on_step(face, step, steps)` after
+        every denoising step. `strength` is swap's own by default. Returns the `SwapResult` (its `path` is the
+        PNG, with the score in its chunks)."""
+        from anybody.face import find_faces, load_photo
+        from anybody.generation.checks import check_names_used
+        from anybody.generation.swap import SWAP_STRENGTH, chosen_faces, swap
+
+        prompt = limits.check_text(prompt, "Prompt")
+        strength = SWAP_STRENGTH if strength is None else strength
+        strength, steps, seed = limits.STRENGTH.check(strength), limits.DRAW_STEPS.check(steps), limits.SEED.check(seed)
+        limits.check_steps_run(strength, steps)
+        choice = None if face is None or face == ALL_FACES else int(limits.FACE_TO_SWAP.check(face))
+        identity = self._identity(name)
+        if prompt:
+            check_names_used(prompt, [identity.name])
+        photo = self._upload(photo, "photo")
+        faces = find_faces(load_photo(photo))
+        if faces and choice is not None:
+            limits.check_face(choice, len(faces), limits.FACE_TO_SWAP.label)
+        chosen_faces(faces, ALL_FACES if face == ALL_FACES else choice)  # no face, one too small: before the model
+        with self._model_lock:
+            folder = self._new_folder()
+            try:
+                return swap(photo, identity, self._plain_pipe(), face=ALL_FACES if face == ALL_FACES else choice,
+                            prompt=prompt or None, strength=strength, num_inference_steps=steps, seed=seed,
+                            out=folder / f"{photo.stem}-{identity.name}.png", library=self.library, progress=False,
+                            on_step=on_step)
             finally:
                 self._after_drawing(folder)
 
@@ -354,6 +503,28 @@ class Studio:
     def remove(self, name: str) -> None:
         """Delete the identity's file from the library (one that cannot be read too: it is not opened)."""
         self._library_file(name).unlink()
+
+
+def _cached_controlnets(pipe: Any) -> list[str]:
+    """The ControlNets of the Hugging Face cache by Hub id; with a pipeline, only those that fit its UNet (their
+    configs read, not their weights)."""
+    import json
+
+    from anybody.models.catalog import list_models
+
+    cached = [entry for entry in list_models()[0] if entry.kind == "ControlNetModel" and entry.path is not None]
+    if pipe is None:
+        return [entry.name for entry in cached]
+    from anybody.generation.control import check_controlnet_fits
+
+    fitting = []
+    for entry in cached:
+        try:
+            check_controlnet_fits(json.loads((Path(entry.path) / "config.json").read_text()), pipe, entry.name)
+        except (OSError, ValueError, AnybodyError):
+            continue
+        fitting.append(entry.name)
+    return fitting
 
 
 def _text_encoders(pipe: Any) -> list[tuple[str, Any, Any]]:

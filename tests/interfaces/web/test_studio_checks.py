@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,10 +33,14 @@ def victim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def files(photos: Path, victim: Path, tmp_path: Path) -> dict[str, Path]:
-    """The sample photo, a photo over the studio's upload limit, and the victim."""
+    """The sample photo, a photo over the studio's upload limit, the victim, a photo without a face, a text file
+    named like a photo, and a 96 x 64 scene with masks (`mask-square`: another shape; `mask-white`: all white)."""
     big = tmp_path / "big.jpg"
     big.write_bytes((bad_files.SAMPLE.read_bytes() * 100)[: int(1.2 * 2**20)])
-    return {"photo": photos / "sample_face.jpg", "big": big, "victim": victim}
+    bad_files.make_control_files(tmp_path)
+    return {"photo": photos / "sample_face.jpg", "big": big, "victim": victim, "no-face": photos / "no-face.png",
+            "notes": photos / "notes.jpg", "scene": tmp_path / "scene.png",
+            **{name: tmp_path / f"{name}.png" for name in ("mask-square", "mask-white", "mask-half-size")}}
 
 
 @pytest.fixture
@@ -61,6 +66,28 @@ def _draw(**changes: object) -> Callable:
     return lambda studio, files: studio.draw(**arguments)
 
 
+def _with_files(changes: dict[str, object], files: dict[str, Path]) -> dict[str, object]:
+    """`changes` with each value that names one of `files` (its key) replaced by that file."""
+    return {key: files.get(value, value) if isinstance(value, str) else value for key, value in changes.items()}
+
+
+def _draw_into(**changes: object) -> Callable:
+    """studio.draw into the scene photo (10 steps, strength 0.5) but `changes` (a key of `files` is that file)."""
+    def call(studio, files):
+        arguments = {"prompt": "a photo of alice", "names": ["alice"], "negative_prompt": "", "seed": 1, "steps": 10,
+                     "guidance": 7.5, "width": 0, "height": 0, "count": 1, "scene": files["scene"], "strength": 0.5}
+        return studio.draw(**arguments | _with_files(changes, files))
+    return call
+
+
+def _swap(**changes: object) -> Callable:
+    """studio.swap of alice into the sample photo (4 steps) but `changes` (a key of `files` is that file)."""
+    def call(studio, files):
+        arguments = {"photo": files["photo"], "name": "alice", "face": 0, "prompt": "", "strength": 0.75, "steps": 4}
+        return studio.swap(**arguments | _with_files(changes, files))
+    return call
+
+
 def _learn(**changes: object) -> Callable:
     """studio.learn with valid arguments (the sample photo unless `photo` is given) but `changes`."""
     def call(studio, files):
@@ -79,6 +106,7 @@ NAME_CALLS: dict[str, Callable] = {
     "draw": lambda studio, name: studio.draw("a photo of secret", [name], negative_prompt="", seed=1, steps=2,
                                              guidance=7.5, width=0, height=0, count=1),
     "attention": lambda studio, name: studio.attention("a photo of secret", [name], seed=1, steps=2, guidance=7.5),
+    "swap": lambda studio, name: studio.swap("/nowhere/me.jpg", name, steps=4),
 }
 
 
@@ -128,6 +156,39 @@ NUMBERS: dict[str, tuple[Callable, str]] = {
                                                      "Face to learn."),
     "a prompt too long": (_draw(prompt="a photo of alice " * 100), "Prompt is 1,700 characters long (at most 1,000)"),
     "a prompt that is not text": (_draw(prompt=7), "Prompt must be text (got 7)."),
+    "no strength": (_draw_into(strength=0), "Strength must be between 0.01 and 1 (got 0). Set Strength to 0.01 or "
+                                            "more."),
+    "strength over 1": (_draw_into(strength=1.5), "Strength must be between 0.01 and 1 (got 1.5). Set Strength to 1 "
+                                                  "or less."),
+    "strength as text": (_draw_into(strength="0.5"), "Strength must be a number (got '0.5')."),
+    "a strength that runs no step": (_draw_into(strength=0.05), "With Strength 0.05 and 10 Steps not one step is "
+                                     "drawn (Strength is the share of the steps that run). Set Steps to 20 or more, or "
+                                     "Strength higher."),
+    "control scale": (_draw_into(control_scale=3), "Control scale must be between 0 and 2 (got 3). Set Control scale "
+                                                   "to 2 or less."),
+    "a place outside the picture": (_draw(places={"alice": "0,0,2,1"}), "The place 0,0,2,1 of alice reaches outside "
+                                    "the picture: each number is a fraction of its width or height, from 0 to 1. "
+                                    "Choose one of anywhere, left, right, top, bottom, center in Place of alice"),
+    "an unknown place": (_draw(places={"alice": "middle"}), "The place 'middle' of alice is not one of left, right, "
+                         "top, bottom, center nor x0,y0,x1,y1. Choose one of anywhere,"),
+    "an empty place": (_draw(places={"alice": "0.5,0,0.5,1"}), "The place 0.5,0,0.5,1 of alice is empty"),
+    "a place for someone not drawn": (_draw(places={"bob": "left"}), "There is a place for bob, who is not drawn (the "
+                                      "identities drawn: alice). Add them to Identities, or set Place of bob to "
+                                      "anywhere."),
+    "places that are not a map": (_draw(places=["alice"]), "Places must map at most 8 identity names to places (got "
+                                                           "['alice'])."),
+    "a place too long": (_draw(places={"alice": "l" * 101}), "Place of alice is 101 characters long (at most 100)."),
+    "a place that is not text": (_draw(places={"alice": [0, 0, 1, 1]}), "Place of alice must be text (got [0, 0, 1, "
+                                                                         "1])."),
+    "a negative face to swap": (_swap(face=-1), "Face to swap must be between 0 and 999 (got -1)."),
+    "a face to swap the photo lacks": (_swap(face=3), "There is no face 3: the photo has 1 face (0). Choose one in "
+                                                      "Face to swap."),
+    "a face to swap that is neither a number nor all": (_swap(face="most"), "Face to swap must be a number (got "
+                                                                            "'most')."),
+    "swap strength": (_swap(strength=0), "Strength must be between 0.01 and 1 (got 0)."),
+    "swap steps": (_swap(steps=1000), "Steps must be between 1 and 150 (got 1000)."),
+    "a swap prompt without the identity": (_swap(prompt="a photo of a cat"), "The prompt does not mention alice."),
+    "a swap prompt too long": (_swap(prompt="alice " * 200), "Prompt is 1,200 characters long (at most 1,000)."),
 }
 CHOICES: dict[str, tuple[Callable, str]] = {
     "method": (_learn(method="evil"), "Method 'evil' is not one of the choices. Choose one of: celeb-basis, "),
@@ -137,6 +198,15 @@ CHOICES: dict[str, tuple[Callable, str]] = {
                       "Export format '../kohya' is not one of the choices. Choose one of: a1111, "),
     "export format that is not text": (lambda studio, files: studio.export("alice", ["a1111"]),
                                        "Export format ['a1111'] is not one of the choices."),
+    "a ControlNet by path": (_draw_into(control="scene", controlnet="/etc/passwd"),
+                             "ControlNet '/etc/passwd' is not one of the choices. Choose one of: tiny"),
+    "a ControlNet not offered, without a control image": (_draw_into(controlnet="lllyasviel/sd-controlnet-canny"),
+                                                          "ControlNet 'lllyasviel/sd-controlnet-canny' is not one of "
+                                                          "the choices."),
+    "a control image without a ControlNet": (_draw_into(control="scene", controlnet=""), "No ControlNet is chosen for "
+                                             "the control image. Choose one in ControlNet."),
+    "control image kind": (_draw_into(control="scene", controlnet="tiny", control_kind="sobel"),
+                           "Control image kind 'sobel' is not one of the choices. Choose one of: as given, canny."),
 }
 UPLOADS: dict[str, tuple[Callable, str]] = {
     "a photo over the limit": (lambda studio, files: studio.learn(files["big"], "bob", "celeb-basis", 3),
@@ -153,6 +223,32 @@ UPLOADS: dict[str, tuple[Callable, str]] = {
     "a taken name": (_learn(name="Alice"), "The library already has an identity called alice. Choose another name "
                                            "(e.g. alice_2), or tick Replace to learn it again."),
     "an empty name": (_learn(name="  "), "The identity name is empty. Type a short name, such as alice."),
+    "a scene over the limit": (_draw_into(scene="big"), "The scene photo big.jpg is 1.2 MB, over the 1 MB limit. "
+                                                        "Upload a smaller scene photo."),
+    "a scene that is not there": (_draw_into(scene="/nowhere/room.jpg"), "The scene photo room.jpg is not a file that "
+                                                                         "was uploaded."),
+    "a scene that is not an image": (_draw_into(scene="notes"), "The scene photo notes.jpg is not an image anybody "
+                                                                "can read."),
+    "a mask without a scene": (_draw_into(scene=None, mask="mask-half-size"), "A mask was painted with no scene photo "
+                               "under it. Upload the scene photo first, then paint on it where to draw."),
+    "a mask of another shape": (_draw_into(mask="mask-square"), "The mask mask-square.png is 64 x 64 px, another "
+                                "shape than the scene photo (96 x 64 px). Paint the mask on the scene photo itself, "
+                                "or give it the scene photo's size."),
+    "an all-white mask": (_draw_into(mask="mask-white"), "The mask mask-white.png is all white: it asks to redraw "
+                                                         "everything (a transparent background counts as white)."),
+    "a mask over the limit": (_draw_into(mask="big"), "The mask big.jpg is 1.2 MB, over the 1 MB limit."),
+    "a control image over the limit": (_draw_into(control="big", controlnet="tiny"), "The control image big.jpg is "
+                                                                                     "1.2 MB, over the 1 MB limit."),
+    "a control image that is not an image": (_draw_into(control="notes", controlnet="tiny"), "The control image "
+                                             "notes.jpg is not an image anybody can read."),
+    "a swap photo over the limit": (_swap(photo="big"), "The photo big.jpg is 1.2 MB, over the 1 MB limit."),
+    "a swap photo that is not an image": (_swap(photo="notes"), "The photo notes.jpg is not an image anybody can "
+                                                                "read."),
+    "a swap photo without a face": (_swap(photo="no-face", face="all"), "No face was found in the photo."),
+    "faces to swap in a photo over the limit": (lambda studio, files: studio.faces_to_swap(files["big"]),
+                                                "The photo big.jpg is 1.2 MB, over the 1 MB limit."),
+    "faces to swap in a photo without a face": (lambda studio, files: studio.faces_to_swap(files["no-face"]),
+                                                "No face was found in the photo."),
 }
 
 
@@ -162,7 +258,7 @@ def test_numbers_choices_and_uploads_are_checked_in_the_pages_words(checked, fil
     before = library_files(checked), _fingerprint(files["victim"].parent)
     with pytest.raises(AnybodyError) as refused:
         call(checked, files)
-    line = str(refused.value)
+    line = str(refused.value).replace(f"{files['notes'].parent}{os.sep}", "")  # the page names uploads by name
     assert line.startswith(message) and "\n" not in line and " --" not in line, line
     assert (library_files(checked), _fingerprint(files["victim"].parent)) == before
     assert checked._pipe is None, "refused before the model was loaded"
