@@ -45,6 +45,7 @@ benchmark: $(BIN)/anybody
 	$(BIN)/python benchmarks/joint_learning.py
 	$(BIN)/python benchmarks/several_photos.py
 	$(BIN)/python benchmarks/loop_switches.py --rounds 3
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/control_costs.py
 	$(BIN)/python benchmarks/growth.py --model tiny --resolutions 64 96 128 --steps 5 --out benchmarks/results/growth-tiny
 
 clean:
