@@ -16,9 +16,7 @@ Import this module only after `server.go_offline()`: Gradio reads its settings f
 from __future__ import annotations
 
 import base64
-import functools
 import html
-import inspect
 import io
 import logging
 import os
@@ -27,29 +25,36 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import gradio as gr
 from PIL import Image
 
-from anybody.errors import AnybodyError, Interrupted, UsageError, out_of_memory
+from anybody.errors import AnybodyError, Interrupted, UsageError
 from anybody.generation import defaults
 from anybody.identity.formats import FORMATS
 from anybody.interfaces.cli.demo import SAMPLE_PHOTO
 from anybody.interfaces.web import limits
+from anybody.interfaces.web.parts import (
+    CLOSE_MESSAGES,
+    MODEL_JOB,
+    PRIVATE,
+    empty_state,
+    number_field,
+    photo_input,
+    shown_to_user,
+    users_problem,
+)
 from anybody.interfaces.web.studio import RESUME, START_OVER, Entry, Studio, learning_steps, method_choices
 from anybody.methods import DEFAULT_METHOD
 
 log = logging.getLogger("anybody")
 
-MODEL_JOBS = "model"  # the concurrency group of every event that uses the model: one at a time
 TABLE_FACE_SIDE = 48  # px of a face in the library table
 DETAILS_FACE_SIDE = 128  # px of the chosen identity's face beside its details
 TABLE_COLUMNS = ["face", "name", "method", "base model", "created", "note"]
 NO_DETAILS = "—"
-OUT_OF_MEMORY_FIX = ("Draw smaller pictures (Width, Height); to learn, the app needs a machine with more memory or "
-                     "a smaller model")
 NO_PICTURES = "Pictures: none yet. Choose identities, write a prompt that names them, press Draw"
 # Gradio marks every output of an event that raised with a red "Error" badge over it (its status tracker);
 # the page says what went wrong once, in the toast, and the outputs keep what they showed.
@@ -103,10 +108,6 @@ INSERT_NAME = """(name, prompt, chosen) => {
   const text = before + space_before + name + space_after + after;
   return [text, chosen.includes(name) ? chosen : chosen.concat([name])];
 }"""
-# A new action closes the messages of earlier ones (they stay until closed: read at the user's pace).
-CLOSE_MESSAGES = """() => {
-  document.querySelectorAll("[data-testid=toast-close]").forEach((button) => button.click());
-}"""
 # Remembers where the cursor was in the prompt, for INSERT_NAME (clicking a name takes the focus away).
 REMEMBER_CARET = """() => {
   document.addEventListener("selectionchange", () => {
@@ -114,71 +115,6 @@ REMEMBER_CARET = """() => {
     if (box && box.matches("#prompt textarea")) box.dataset.caret = String(box.selectionStart);
   });
 }"""
-
-
-def photo_input(**options: Any) -> gr.Image:
-    """The photo field: Gradio's Image (an upload, or a picture from the webcam) that hands the uploaded file
-    over as it came. anybody reads photos itself, in every format it reads and with its own message for a
-    file that is not one; Gradio's Image would open it first and fail with its own. (The instance's
-    `preprocess` is replaced rather than subclassed: Gradio writes a .pyi stub beside the module of every
-    component class.)"""
-    photo = gr.Image(type="filepath", **options)
-    read_by_gradio = photo.preprocess
-
-    def as_uploaded(payload: Any) -> Any:
-        path = getattr(payload, "path", None)
-        if path and not str(getattr(payload, "url", "") or "").startswith("data:"):
-            return path
-        return read_by_gradio(payload)
-
-    photo.preprocess = as_uploaded
-    return photo
-
-
-def users_problem(error: BaseException) -> AnybodyError | None:
-    """The error as a problem the user can fix (an AnybodyError, or running out of memory, with the page's fix
-    for it); None for a bug."""
-    if isinstance(error, AnybodyError):
-        return error
-    memory = out_of_memory(error)
-    return None if memory is None else AnybodyError(memory.problem, OUT_OF_MEMORY_FIX)
-
-
-def shown_to_user(title: str) -> Callable[[Callable], Callable]:
-    """Turn the AnybodyError of an event (a method or a generator method of `Events`) into the page's one
-    message, a toast, and one log line that starts with `title` (what did not happen); anything else is a
-    bug, which Gradio shows as "Error" and the terminal as a traceback."""
-
-    def decorate(method: Callable) -> Callable:
-        def shown(self: Events, error: BaseException) -> BaseException:
-            problem = users_problem(error)
-            if problem is None:
-                return error
-            message = self.in_page_words(problem)
-            log.info("%s: %s", title, message)  # one line in the terminal, no traceback
-            return gr.Error(html.escape(message, quote=False), title=title, print_exception=False,
-                            duration=None)  # stays until closed: a user reads it at their own pace
-
-        if inspect.isgeneratorfunction(method):
-            @functools.wraps(method)
-            def stream(self: Events, *args: Any, **kwargs: Any) -> Iterator:
-                try:
-                    yield from method(self, *args, **kwargs)
-                except (AnybodyError, RuntimeError, MemoryError) as error:
-                    raise shown(self, error) from None
-
-            return stream
-
-        @functools.wraps(method)
-        def call(self: Events, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return method(self, *args, **kwargs)
-            except (AnybodyError, RuntimeError, MemoryError) as error:
-                raise shown(self, error) from None
-
-        return call
-
-    return decorate
 
 
 def progress_html(step: int, total: int, loss: float | None = None, left: float | None = None,
@@ -198,11 +134,6 @@ def progress_html(step: int, total: int, loss: float | None = None, left: float 
 def outcome_html(text: str) -> str:
     """The progress line when there is no bar to show: what happened."""
     return f'<div class="progress-text">{html.escape(text)}</div>'
-
-
-def empty_state(*lines: str) -> str:
-    """What an output shows before there is anything: what to do to fill it."""
-    return '<div class="empty-state">' + "".join(f"<p>{html.escape(line)}</p>" for line in lines) + "</div>"
 
 
 NO_IDENTITY_CHOSEN = empty_state("Choose an identity in the table to see it here.")
@@ -538,10 +469,6 @@ class Events:
         return gr.update(visible=False), f"Removed **{name}**."
 
 
-PRIVATE = {"api_visibility": "private", "concurrency_limit": None}  # page plumbing, not part of the API
-MODEL_JOB = {"concurrency_id": MODEL_JOBS, "concurrency_limit": 1}  # one model job at a time, queued
-
-
 def build_app(studio: Studio) -> gr.Blocks:
     """The page; launch it with `server.running_app`. Each tab builds its parts and wires its own events;
     the events that change the library are followed by one refresh of every view of it."""
@@ -567,14 +494,6 @@ def build_app(studio: Studio) -> gr.Blocks:
     return page
 
 
-def _number(bound: limits.Bound, value: float, elem_id: str, **options: Any) -> gr.Number:
-    """A number field of `limits`: its label, and its range said under it. The range is checked by the studio
-    (anybody's message, naming the field), not by Gradio's own bounds."""
-    low, high = (f"{edge:g}" for edge in (bound.minimum, bound.maximum))
-    return gr.Number(value, label=bound.label, precision=0 if bound.whole else None, step=bound.step,
-                     elem_id=elem_id, info=options.pop("info", f"{low} to {high}"), **options)
-
-
 def _learn_tab(events: Events) -> Any:
     """Photo (upload or webcam), face, name, method and steps on the left, Learn and Stop under them; the
     progress, the faces found and the face that will be learned on the right. Returns the event after which
@@ -595,7 +514,7 @@ def _learn_tab(events: Events) -> Any:
             with gr.Row(equal_height=True):
                 method = gr.Dropdown(method_choices(), value=DEFAULT_METHOD, label="Method", elem_id="method",
                                      scale=3)
-                steps = _number(limits.LEARN_STEPS, learning_steps(DEFAULT_METHOD), "steps", scale=1,
+                steps = number_field(limits.LEARN_STEPS, learning_steps(DEFAULT_METHOD), "steps", scale=1,
                                 min_width=120)
             if_interrupted = gr.Radio([RESUME, START_OVER], value=RESUME, visible=False,
                                       label="An interrupted run of this name left a checkpoint",
@@ -654,13 +573,13 @@ def _draw_tab(events: Events, studio: Studio) -> tuple[gr.Dropdown, gr.Dataset]:
                 draw_button = gr.Button("Draw", variant="primary", elem_id="draw", scale=3)
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop-drawing", scale=1)
             with gr.Row():
-                count = _number(limits.IMAGES, defaults.NUM_IMAGES, "count", min_width=100)
-                draw_steps = _number(limits.DRAW_STEPS, defaults.STEPS, "draw-steps", min_width=100)
-                guidance = _number(limits.GUIDANCE, defaults.GUIDANCE, "guidance", min_width=100)
+                count = number_field(limits.IMAGES, defaults.NUM_IMAGES, "count", min_width=100)
+                draw_steps = number_field(limits.DRAW_STEPS, defaults.STEPS, "draw-steps", min_width=100)
+                guidance = number_field(limits.GUIDANCE, defaults.GUIDANCE, "guidance", min_width=100)
             with gr.Row():
-                seed = _number(limits.SEED, defaults.SEED, "seed", info="image i: seed + i", min_width=100)
-                width = _number(limits.WIDTH, 0, "width", info=f"0: {studio.native_size} px", min_width=100)
-                height = _number(limits.HEIGHT, 0, "height", info=f"0: {studio.native_size} px", min_width=100)
+                seed = number_field(limits.SEED, defaults.SEED, "seed", info="image i: seed + i", min_width=100)
+                width = number_field(limits.WIDTH, 0, "width", info=f"0: {studio.native_size} px", min_width=100)
+                height = number_field(limits.HEIGHT, 0, "height", info=f"0: {studio.native_size} px", min_width=100)
         with gr.Column(scale=1, min_width=360):
             gallery = gr.Gallery(label=NO_PICTURES, elem_id="gallery", columns=2, format="png", type="filepath",
                                  interactive=False, height=560, object_fit="contain")
