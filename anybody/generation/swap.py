@@ -159,7 +159,7 @@ def swap(
     device: str | None = None,
     dtype: str | torch.dtype | None = None,
     progress: bool = True,
-    on_step: Callable[[int, int, int], None] | None = None,
+    on_step: Callable[[int, int, int, int], None] | None = None,
 ) -> SwapResult:
     """Draw the identity's face in place of a face of `photo` (`face`: its number, 0 the largest, or "all").
 
@@ -168,8 +168,8 @@ def swap(
     "a photo of NAME"; `strength` of the region drawn anew; face k with seed `seed + k`). Outside the regions
     the result is the photo, pixel for pixel, at its size. Each face drawn is scored against the identity's
     reference descriptor; with `out`, the result is written there as a PNG whose text chunks hold the
-    prompt, settings, faces and scores. `on_step(face, step, steps)` is called after every denoising step
-    (`face`: the order of the face being drawn, from 0), e.g. for a progress bar.
+    prompt, settings, faces and scores. `on_step(face, faces, step, steps)` is called after every denoising
+    step (`face`: the order of the face being drawn, from 0, of `faces`), e.g. for a progress bar.
     """
     inputs = _checked(photo, strength, num_inference_steps, guidance_scale, prompt, negative_prompt)
     faces = find_faces(inputs.image, detector=detector)
@@ -189,7 +189,7 @@ def swap(
         image = generate(prompt, identity, pipe, image=image, mask=mask, strength=inputs.strength,
                          negative_prompt=negative_prompt, num_images_per_prompt=1,
                          num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed + order,
-                         progress=progress, on_step=_face_steps(on_step, order)).images[0]
+                         progress=progress, on_step=_face_steps(on_step, order, len(indices))).images[0]
         swapped.append(SwappedFace(index, faces[index].box, mask.getbbox()))
     for done in swapped:
         done.score = score_face(image, faces[done.index], done.region, identity, recognizer) if recognizer else None
@@ -202,14 +202,14 @@ def swap(
     return result
 
 
-def _face_steps(on_step: Callable[[int, int, int], None] | None,
-                order: int) -> Callable[[int, int, int], bool] | None:
-    """generate's `on_step` for the face drawn `order`-th: reports to swap's, and never stops the drawing."""
+def _face_steps(on_step: Callable[[int, int, int, int], None] | None, order: int,
+                faces: int) -> Callable[[int, int, int], bool] | None:
+    """generate's `on_step` for the face drawn `order`-th of `faces`: reports to swap's, never stops drawing."""
     if on_step is None:
         return None
 
     def report(image: int, step: int, steps: int) -> bool:
-        on_step(order, step, steps)
+        on_step(order, faces, step, steps)
         return False
 
     return report

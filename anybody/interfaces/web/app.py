@@ -36,6 +36,7 @@ from anybody.generation import defaults
 from anybody.identity.formats import FORMATS
 from anybody.interfaces.cli.demo import SAMPLE_PHOTO
 from anybody.interfaces.web import limits
+from anybody.interfaces.web.control_tab import drawing_inputs, scene_and_control, swap_tab
 from anybody.interfaces.web.parts import (
     CLOSE_MESSAGES,
     MODEL_JOB,
@@ -46,7 +47,15 @@ from anybody.interfaces.web.parts import (
     shown_to_user,
     users_problem,
 )
-from anybody.interfaces.web.studio import RESUME, START_OVER, Entry, Studio, learning_steps, method_choices
+from anybody.interfaces.web.studio import (
+    AS_GIVEN,
+    RESUME,
+    START_OVER,
+    Entry,
+    Studio,
+    learning_steps,
+    method_choices,
+)
 from anybody.methods import DEFAULT_METHOD
 
 log = logging.getLogger("anybody")
@@ -356,11 +365,15 @@ class Events:
 
     @shown_to_user("Not drawn")
     def draw(self, prompt: str, identities: list[str] | None, negative_prompt: str, seed: int, steps: int,
-             guidance: float, width: int | None, height: int | None, count: int, request: gr.Request = None,
+             guidance: float, width: int | None, height: int | None, count: int, scene: Any = None,
+             strength: float | None = None, control: str | None = None, control_kind: str = AS_GIVEN,
+             controlnet: str | None = None, control_scale: float = defaults.CONTROL_SCALE, places: dict | None = None,
+             request: gr.Request = None,
              progress: gr.Progress = gr.Progress()) -> tuple[list, list[str]]:  # noqa: B008 (Gradio's way)
         """Draw the identities from a prompt; the gallery and the PNG files (with their text chunks). Gradio's
         progress shows "image i of n · step s of S" over the gallery; **Stop** ends the drawing there, and
-        the pictures finished before it are kept and shown."""
+        the pictures finished before it are kept and shown. Into a scene photo, in a pose, each identity in its
+        place: the "Scene and control" inputs (`control_tab`)."""
         key, stop = self._stop_signal("draw", request)
 
         def on_step(image: int, step: int, steps_in_all: int) -> bool:
@@ -372,7 +385,9 @@ class Events:
         try:
             result = self.studio.draw(prompt, identities or [], negative_prompt=negative_prompt, seed=seed,
                                       steps=steps, guidance=guidance, width=width, height=height, count=count,
-                                      on_step=on_step)
+                                      on_step=on_step, **drawing_inputs(self.studio, scene, strength, control,
+                                                                         control_kind, controlnet, control_scale,
+                                                                         places))
         finally:
             self.stops.pop(key, None)
         paths = [str(path) for path in result.paths]
@@ -482,6 +497,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             elem_id="model-banner", visible=studio.random_weights)
         learned = _learn_tab(events)
         identities, names = _draw_tab(events, studio)
+        swap_tab(events, studio)
         tab, table, chosen, changed = _identities_tab(events)
 
         refresh = {"fn": events.library_views, "inputs": [chosen], "outputs": [table, identities, names, chosen],
@@ -580,6 +596,7 @@ def _draw_tab(events: Events, studio: Studio) -> tuple[gr.Dropdown, gr.Dataset]:
                 seed = number_field(limits.SEED, defaults.SEED, "seed", info="image i: seed + i", min_width=100)
                 width = number_field(limits.WIDTH, 0, "width", info=f"0: {studio.native_size} px", min_width=100)
                 height = number_field(limits.HEIGHT, 0, "height", info=f"0: {studio.native_size} px", min_width=100)
+            scene = scene_and_control(studio, identities)
         with gr.Column(scale=1, min_width=360):
             gallery = gr.Gallery(label=NO_PICTURES, elem_id="gallery", columns=2, format="png", type="filepath",
                                  interactive=False, height=560, object_fit="contain")
@@ -598,7 +615,8 @@ def _draw_tab(events: Events, studio: Studio) -> tuple[gr.Dropdown, gr.Dataset]:
         None, js=INSERT_NAME, inputs=[name_to_insert, prompt, identities], outputs=[prompt, identities], **PRIVATE)
     draw_button.click(None, js=CLOSE_MESSAGES, **PRIVATE)
     draw_button.click(events.draw, inputs=[prompt, identities, negative, seed, draw_steps, guidance, width, height,
-                                           count], outputs=[gallery, files], api_name="draw", **MODEL_JOB).success(
+                                           count, *scene.inputs], outputs=[gallery, files], api_name="draw",
+                      **MODEL_JOB).success(
         events.drawn, inputs=[gallery, count], outputs=[gallery, files], **PRIVATE)
     stop_button.click(events.stop_drawing, api_name="stop_drawing", concurrency_limit=None)
     attention_button.click(events.attention, inputs=[prompt, identities, seed, draw_steps, guidance],

@@ -376,11 +376,11 @@ class Studio:
 
     def swap(self, photo: str | os.PathLike[str], name: str, *, face: int | str | None = None,
              prompt: str | None = None, strength: float | None = None, steps: int = defaults.STEPS,
-             seed: int = defaults.SEED, on_step: Callable[[int, int, int], None] | None = None) -> SwapResult:
+             seed: int = defaults.SEED, on_step: Callable[[int, int, int, int], None] | None = None) -> SwapResult:
         """Draw the identity `name`'s face in place of a face of the photo (`face`: its number, 0 the largest,
-        or "all"), as `anybody swap` does, into a new folder under `out`. `on_step(face, step, steps)` after
-        every denoising step. `strength` is swap's own by default. Returns the `SwapResult` (its `path` is the
-        PNG, with the score in its chunks)."""
+        or "all"), as `anybody swap` does, into a new folder under `out`. `on_step(face, faces, step, steps)`
+        after every denoising step (swap's). `strength` is swap's own by default. Returns the `SwapResult`
+        (its `path` is the PNG, with the score in its chunks)."""
         from anybody.face import find_faces, load_photo
         from anybody.generation.checks import check_names_used
         from anybody.generation.swap import SWAP_STRENGTH, chosen_faces, swap

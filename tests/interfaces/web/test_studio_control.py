@@ -118,8 +118,8 @@ def test_the_controlnets_offered_are_the_built_in_one_those_named_at_start_and_t
 def test_a_swapped_face_changes_only_its_region_is_scored_and_reports_each_step(studio, photos: Path, kit):
     steps = []
     result = studio.swap(photos / "sample_face.jpg", "kit", face="all", strength=0.75, steps=4, seed=3,
-                         on_step=lambda face, step, of: steps.append((face, step, of)))
-    assert steps == [(0, 1, 3), (0, 2, 3), (0, 3, 3)]
+                         on_step=lambda face, faces, step, of: steps.append((face, faces, step, of)))
+    assert steps == [(0, 1, 1, 3), (0, 1, 2, 3), (0, 1, 3, 3)]
     with Image.open(photos / "sample_face.jpg") as photo:
         before = photo.convert("RGB")
     assert result.image.size == before.size and result.path.is_file() and result.path.name == "sample_face-kit.png"
