@@ -102,12 +102,13 @@ def scene_and_control(studio: Studio, identities: gr.Dropdown) -> SceneAndContro
         "none: whoever starts the app can add one (anybody ui --controlnet ID_OR_FOLDER)")
     with gr.Accordion("Scene and control: into a photo, in a pose, each person in a place", open=False,
                       elem_id="scene-box"):
-        scene = scene_editor(label="Scene photo: paint where to draw (no paint: the whole photo is redrawn)",
+        scene = scene_editor(label="Scene photo: paint where to draw",
                              elem_id="scene", sources=["upload", "webcam", "clipboard"], height=380)
         strength = number_field(limits.STRENGTH, defaults.IMG2IMG_STRENGTH, "strength",
-                                info="how much is drawn anew: 1 from noise, 0.3 keeps most of it")
+                                info="how much of the painted part is drawn anew (1: from noise); with no "
+                                     "paint, of the whole photo (0.3 keeps most of it)")
         with gr.Row(equal_height=False):
-            control = photo_input(label="Control image (a pose, edges, a depth map…)", elem_id="control",
+            control = photo_input(label="Control image", elem_id="control",
                                   sources=["upload", "clipboard"], height=220, format="png")
             with gr.Column(min_width=200):
                 controlnet = gr.Dropdown([(name, name) for name in choices], value=choices[0] if choices else None,
@@ -265,7 +266,8 @@ def swap_tab(events: PageEvents, studio: Studio) -> SwapParts:
             with gr.Row():
                 strength = number_field(limits.STRENGTH, SWAP_STRENGTH, "swap-strength", min_width=100)
                 steps = number_field(limits.DRAW_STEPS, defaults.STEPS, "swap-steps", min_width=100)
-                seed = number_field(limits.SEED, defaults.SEED, "swap-seed", min_width=100)
+                seed = number_field(limits.SEED, defaults.SEED, "swap-seed", min_width=100,
+                                    info="face k: seed + k")
             swap_button = gr.Button("Swap", variant="primary", elem_id="swap")
         with gr.Column(scale=1, min_width=360):
             faces = gr.Image(label="Faces found", elem_id="swap-faces", interactive=False, format="png", height=280)

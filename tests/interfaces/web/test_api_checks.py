@@ -66,11 +66,13 @@ def _arguments(parameters: list[dict], **given: object) -> dict[str, object]:
     return arguments
 
 
-def _cases(victim: Path, photo, embedding) -> list[tuple[str, dict, str]]:
+def _cases(victim: Path, photo, embedding, no_face, notes) -> list[tuple[str, dict, str]]:
     """(endpoint, arguments, the refusal it must answer with)."""
     outside, traversal = str(victim), "../../../../etc/passwd"
     draw = {"prompt": "a photo of apix", "identities": ["apix"]}
     learn = {"photo": photo, "name": "bob", "method": "celeb-basis", "steps": 3}
+    swap = {"photo": photo, "identity": "apix", "face": 0, "prompt": "", "steps": 4}
+    scene = {"background": photo, "layers": [], "composite": None}
     return [
         ("/details", {"name": outside}, NAME_REFUSED),
         ("/details", {"name": traversal}, NAME_REFUSED),
@@ -88,6 +90,27 @@ def _cases(victim: Path, photo, embedding) -> list[tuple[str, dict, str]]:
         ("/draw", {**draw, "guidance": 1e9}, r"Guidance must be between 0 and 30 \(got 1000000000\)"),
         ("/draw", {**draw, "seed": 2**40}, r"Seed must be between 0 and 4294967295 \(got 1099511627776\)"),
         ("/draw", {**draw, "prompt": "a photo of apix " * 100}, r"Prompt is 1,600 characters long \(at most 1,000\)"),
+        ("/draw", {**draw, "strength": 5}, r"Strength must be between 0\.01 and 1 \(got 5\)"),
+        ("/draw", {**draw, "scene": scene, "strength": 0.01, "steps": 10}, r"With Strength 0\.01 and 10 Steps not one "
+                                                                          r"step is drawn"),
+        ("/draw", {**draw, "scene": {**scene, "layers": [notes]}}, r"The painted layer 1 is not an image"),
+        ("/draw", {**draw, "scene": {"background": None, "layers": [photo]}}, r"A mask was painted with no scene "
+                                                                              r"photo under it"),
+        ("/draw", {**draw, "control": photo, "controlnet": outside}, CHOICE_REFUSED),
+        ("/draw", {**draw, "controlnet": "../../controlnets/secret"}, CHOICE_REFUSED),
+        ("/draw", {**draw, "control_kind": "sobel"}, CHOICE_REFUSED),
+        ("/draw", {**draw, "control_scale": 100}, r"Control scale must be between 0 and 2 \(got 100\)"),
+        ("/draw", {**draw, "places": {"apix": "0,0,2,1"}}, r"The place 0,0,2,1 of apix reaches outside the picture"),
+        ("/draw", {**draw, "places": {"secret": "left"}}, r"There is a place for secret, who is not drawn"),
+        ("/swap_faces", {"photo": no_face}, r"No face was found in the photo\."),
+        ("/swap", {**swap, "identity": outside}, NAME_REFUSED),
+        ("/swap", {**swap, "identity": traversal}, NAME_REFUSED),
+        ("/swap", {**swap, "face": 7}, r"There is no face 7: the photo has 1 face \(0\)\. Choose one in Face to swap"),
+        ("/swap", {**swap, "face": "everyone"}, r"Face to swap must be a number \(got 'everyone'\)"),
+        ("/swap", {**swap, "strength": 2}, r"Strength must be between 0\.01 and 1 \(got 2\)"),
+        ("/swap", {**swap, "steps": 1000}, r"Steps must be between 1 and 150 \(got 1000\)"),
+        ("/swap", {**swap, "seed": -1}, r"Seed must be between 0 and 4294967295 \(got -1\)"),
+        ("/swap", {**swap, "prompt": "a photo of a cat"}, r"The prompt does not mention apix"),
         ("/attention", {**draw, "identities": [traversal]}, NAME_REFUSED),
         ("/attention", {**draw, "steps": 1000}, r"Steps must be between 1 and 150 \(got 1000\)"),
         ("/learn", {**learn, "name": "../evil"}, NAME_REFUSED),
@@ -109,7 +132,8 @@ def test_every_endpoint_refuses_paths_traversals_and_out_of_range_numbers_with_a
 
     save_file({"emb_params": bad_files.identity("x").embeddings}, str(tmp_path / "embedding.safetensors"))
     cases = _cases(victim, handle_file(str(photos / "sample_face.jpg")),
-                   handle_file(str(tmp_path / "embedding.safetensors")))
+                   handle_file(str(tmp_path / "embedding.safetensors")), handle_file(str(photos / "no-face.png")),
+                   handle_file(str(photos / "notes.jpg")))
     tried = {endpoint for endpoint, _, _ in cases}
     without_inputs = {endpoint for endpoint, parameters in endpoints.items() if not parameters}  # /stop, ...
     untried = set(endpoints) - tried - without_inputs
@@ -129,7 +153,7 @@ def test_a_file_the_server_has_but_no_one_uploaded_is_never_read(app_url: str, e
 
     file_endpoints = {name: parameters for name, parameters in endpoints.items()
                       if any(parameter["python_type"]["type"] == "filepath" for parameter in parameters)}
-    assert {"/faces", "/learn", "/import"} <= set(file_endpoints)
+    assert {"/faces", "/learn", "/import", "/swap_faces", "/swap", "/draw"} <= set(file_endpoints)
     before = library_files(studio), _fingerprint(victim.parent)
     for endpoint, parameters in file_endpoints.items():
         for path in (victim, victim.parent / "notes.txt", Path("/etc/passwd")):
@@ -141,4 +165,25 @@ def test_a_file_the_server_has_but_no_one_uploaded_is_never_read(app_url: str, e
             answer = httpx.get(f"{app_url}gradio_api/call{endpoint}/{asked.json()['event_id']}", timeout=120).text
             events = [line.removeprefix("event: ") for line in answer.splitlines() if line.startswith("event: ")]
             assert events == ["error"], (endpoint, path, answer)
+    assert (library_files(studio), _fingerprint(victim.parent)) == before
+
+
+def test_a_scene_or_painted_layer_the_server_has_but_no_one_uploaded_is_never_read(app_url: str, endpoints, studio,
+                                                                                    victim: Path):
+    """The same for the files inside the scene editor's value (its photo and the layers painted on it)."""
+    import httpx
+
+    names = [parameter["parameter_name"] for parameter in endpoints["/draw"]]
+    before = library_files(studio), _fingerprint(victim.parent)
+    for path in (victim, Path("/etc/passwd")):
+        as_file = {"path": str(path), "meta": {"_type": "gradio.FileData"}}
+        for scene in ({"background": as_file, "layers": []}, {"background": None, "layers": [as_file]}):
+            given = _arguments(endpoints["/draw"], prompt="a photo of apix", identities=["apix"], scene=scene)
+            asked = httpx.post(f"{app_url}gradio_api/call/draw", json={"data": [given[name] for name in names]},
+                               timeout=60)
+            assert asked.status_code == 200, asked.text
+            answer = httpx.get(f"{app_url}gradio_api/call/draw/{asked.json()['event_id']}", timeout=120).text
+            events = [line.removeprefix("event: ") for line in answer.splitlines() if line.startswith("event: ")]
+            assert events == ["error"], (path, scene, answer)
+            assert "not an image" not in answer, "the file was opened"
     assert (library_files(studio), _fingerprint(victim.parent)) == before
