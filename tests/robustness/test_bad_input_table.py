@@ -224,6 +224,12 @@ CASES: dict[str, list[str]] = {
     "a port that does not exist (`ui --port 70000`)": ["ui", "--port", "70000"],
     "sharing without a password (`ui --share-on-network`)": ["ui", "--share-on-network"],
     "a user name without a password (`ui --auth alice`)": ["ui", "--auth", "alice"],
+    "a ControlNet that is not on this machine (`ui --controlnet lllyasviel/sd-controlnet-canny`)": [
+        "ui", "--controlnet", "lllyasviel/sd-controlnet-canny"],
+    "a ControlNet file that is not there (`ui --controlnet missing.safetensors`)": [
+        "ui", "--controlnet", "missing.safetensors"],
+    "the random-weight ControlNet with a real model (`ui --model some/model --controlnet tiny`)": [
+        "ui", "--model", "some/model", "--controlnet", "tiny"],
 }
 
 

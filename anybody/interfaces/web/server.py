@@ -135,8 +135,9 @@ def running_app(studio: Any, host: str = LOOPBACK, port: int = PORT,
 
 def serve(model: str, *, host: str, port: int, library: str | None = None, out: str = OUT,
           max_upload_mb: float = MAX_UPLOAD_MB, device: str | None = None, dtype: str | None = None,
-          auth: tuple[str, str] | None = None) -> None:
-    """`anybody ui`: load the model, serve the app until Ctrl-C, then remove every upload."""
+          auth: tuple[str, str] | None = None, controlnets: list[str] | None = None) -> None:
+    """`anybody ui`: load the model, serve the app until Ctrl-C, then remove every upload. `controlnets`: those
+    the Draw tab offers besides the cached ones (`Studio.controlnet_choices`)."""
     remove_abandoned_work()
     work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
     try:
@@ -145,7 +146,7 @@ def serve(model: str, *, host: str, port: int, library: str | None = None, out: 
         from anybody.interfaces.web.studio import Studio
 
         studio = Studio(model, work=work, out=Path(out).resolve(), library=library, device=device, dtype=dtype,
-                        max_upload_mb=max_upload_mb)
+                        max_upload_mb=max_upload_mb, controlnets=controlnets or [])
         print(f"Loading {model}…", flush=True)
         studio.pipe  # noqa: B018 (a wrong model is one line here, before anything is served)
         with running_app(studio, host, port, auth) as page:
