@@ -83,6 +83,38 @@ def import_photo_as_embedding(page: Page, photos: Path) -> None:
     page.click("#import")
 
 
+def draw_with_strength_zero(page: Page, photos: Path) -> None:
+    page.get_by_role("tab", name="Draw").click()
+    pick(page, "identities", "cleo")
+    page.locator("#scene-box").get_by_text("Scene and control").click()
+    number(page, "strength").fill("0")
+    page.click("#draw")
+
+
+def draw_with_cleo_outside(page: Page, photos: Path) -> None:
+    page.get_by_role("tab", name="Draw").click()
+    pick(page, "identities", "cleo")
+    page.locator("#scene-box").get_by_text("Scene and control").click()
+    place = page.locator("#place-cleo input")
+    place.fill("0,0,2,1")
+    place.press("Enter")
+    expect(place).to_have_value("0,0,2,1")
+    page.click("#draw")
+
+
+def swap_photo(name: str) -> Callable:
+    def act(page: Page, photos: Path) -> None:
+        page.get_by_role("tab", name="Swap").click()
+        page.locator("#swap-photo input[type=file]").set_input_files(str(photos / name))
+    return act
+
+
+def swap_without_identity(page: Page, photos: Path) -> None:
+    swap_photo("sample_face.jpg")(page, photos)
+    expect(page.locator("#swap-faces img")).to_be_visible(timeout=WAIT)
+    page.click("#swap")
+
+
 def upload_over_the_limit(page: Page, photos: Path) -> None:
     big = photos / "big.jpg"
     big.write_bytes(bad_files.SAMPLE.read_bytes() * (UPLOAD_LIMIT_MB * 2**20 // bad_files.SAMPLE.stat().st_size + 1))
@@ -101,6 +133,10 @@ ACTIONS: dict[str, Callable] = {
     "a prompt without the identity (`a photo of a cat`, cleo chosen)": draw_with_cleo("a photo of a cat"),
     "**Images** `100` on the Draw tab": draw_with_cleo("a photo of cleo", 100),
     "a photo imported as an embedding (`sample_face.jpg`)": import_photo_as_embedding,
+    "**Strength** `0` in Scene and control": draw_with_strength_zero,
+    "a place outside the picture (`0,0,2,1` for cleo)": draw_with_cleo_outside,
+    "a photo with no face on the Swap tab (`no-face.png`)": swap_photo("no-face.png"),
+    "**Swap** with no identity chosen": swap_without_identity,
 }
 LEARNING = {"**Learn** with no photo", "a taken name (`Cleo`, the library has cleo)",
             "a name that is not allowed (`../evil`)", "**Steps** `-5` on the Learn tab"}
