@@ -45,7 +45,7 @@ PAINT = ("rgb(255, 64, 160)", 0.6)  # the brush: a colour no photo is full of, s
 MASK_FILE = "painted-mask.png"  # the mask made from the paint, as the PNGs record it
 UNREADABLE = "unreadable"  # the editor's value when the browser's pictures could not be read
 CONTROL_KIND_CHOICES = [("the ControlNet's input, as given", AS_GIVEN), ("a photo: use its edges (Canny)", "canny")]
-NO_SWAP = empty_state("1. Upload a photo (or take one with the webcam): its faces are numbered above.",
+NO_SWAP = empty_state("1. Upload a photo (or take one with the webcam): its faces are numbered below.",
                       "2. Pick the face (or all faces) and the identity to draw there.", "3. Press Swap.")
 # The place of each identity lives in the browser until Draw sends it: a pick is never lost to a late reply.
 SET_PLACE = "(place, places) => ({{...(places || {{}}), {name}: place}})"
@@ -103,6 +103,8 @@ def scene_and_control(studio: Studio, identities: gr.Dropdown) -> SceneAndContro
     with gr.Accordion("Scene and control: into a photo, in a pose, each person in a place", open=False,
                       elem_id="scene-box"):
         scene = scene_editor(label="Scene photo: paint where to draw",
+                             placeholder="Upload the scene photo (or paste it, or take it with the webcam), then "
+                                         "paint where to draw with the brush",
                              elem_id="scene", sources=["upload", "webcam", "clipboard"], height=380)
         strength = number_field(limits.STRENGTH, defaults.IMG2IMG_STRENGTH, "strength",
                                 info="how much of the painted part is drawn anew (1: from noise); with no "
@@ -270,9 +272,11 @@ def swap_tab(events: PageEvents, studio: Studio) -> SwapParts:
                                     info="face k: seed + k")
             swap_button = gr.Button("Swap", variant="primary", elem_id="swap")
         with gr.Column(scale=1, min_width=360):
-            faces = gr.Image(label="Faces found", elem_id="swap-faces", interactive=False, format="png", height=280)
-            swapped = gr.Image(label="Swapped", elem_id="swapped", interactive=False, format="png", height=360)
             score = gr.HTML(NO_SWAP, elem_id="swap-score")
+            with gr.Row():
+                faces = gr.Image(label="Faces found", elem_id="swap-faces", interactive=False, format="png",
+                                 height=320)
+                swapped = gr.Image(label="Swapped", elem_id="swapped", interactive=False, format="png", height=320)
             file = gr.File(label="PNG (prompt, settings and score in its text chunks)", elem_id="swap-file",
                            interactive=False, visible=False)
 
