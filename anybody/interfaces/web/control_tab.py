@@ -263,7 +263,7 @@ def swap_tab(events: PageEvents, studio: Studio) -> SwapParts:
                                allow_custom_value=True, info="0 is the largest; the faces are numbered on the right")
             identity = gr.Dropdown(label="Identity", elem_id="swap-identity", allow_custom_value=True,
                                    info="who is drawn in that face's place")
-            prompt = gr.Textbox(label="Prompt", elem_id="swap-prompt", placeholder="a photo of NAME (the default)",
+            prompt = gr.Textbox("", label="Prompt", elem_id="swap-prompt", placeholder="a photo of NAME (the default)",
                                 info="optional: say more (the identity's name as a word in it)")
             with gr.Row():
                 strength = number_field(limits.STRENGTH, SWAP_STRENGTH, "swap-strength", min_width=100)

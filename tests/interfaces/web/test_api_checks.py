@@ -187,3 +187,30 @@ def test_a_scene_or_painted_layer_the_server_has_but_no_one_uploaded_is_never_re
             assert events == ["error"], (path, scene, answer)
             assert "not an image" not in answer, "the file was opened"
     assert (library_files(studio), _fingerprint(victim.parent)) == before
+
+
+def test_a_scene_and_a_mask_made_elsewhere_are_drawn_by_name_as_the_guide_shows(client, studio, alice: str,
+                                                                                 tmp_path: Path):
+    """docs/web.md's call: the scene as the editor's value, a black-and-white mask (no transparency) as its layer."""
+    import json
+
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    rng = np.random.default_rng(2)
+    Image.fromarray(rng.integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(tmp_path / "room.png")
+    mask = Image.new("L", (96, 64), 0)
+    mask.paste(255, (20, 10, 50, 40))
+    mask.save(tmp_path / "mask.png")
+    _, files = client.predict(prompt="a photo of apix", identities=[alice], negative_prompt="", count=1, steps=3,
+                              scene={"background": handle_file(str(tmp_path / "room.png")),
+                                     "layers": [handle_file(str(tmp_path / "mask.png"))]},
+                              strength=1.0, control=handle_file(str(tmp_path / "room.png")), controlnet="tiny",
+                              places={alice: "right"}, api_name="/draw")
+    [png] = files
+    with Image.open(png) as drawn, Image.open(tmp_path / "room.png") as scene:
+        record = json.loads(drawn.text["anybody"])
+        changed = np.abs(np.asarray(drawn.convert("RGB"), int) - np.asarray(scene, int)).max(-1)
+    assert not changed[np.asarray(mask) == 0].any() and changed[np.asarray(mask) == 255].mean() > 10
+    assert record["regions"] == {alice: "right"} and record["controlnet"] == "tiny"
