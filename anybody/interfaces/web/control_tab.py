@@ -196,14 +196,6 @@ def painted_mask(layers: list[Any], studio: Studio) -> Image.Image | None:
     return Image.fromarray(mask, "L")
 
 
-@dataclass(frozen=True)
-class SwapParts:
-    """The Swap tab and its chooser of identities (a view of the library, refreshed when the tab is shown)."""
-
-    tab: gr.Tab
-    identity: gr.Dropdown
-
-
 class SwapEvents:
     """What the Swap tab's events do: one call of the studio each, its errors shown as the page's others."""
 
@@ -251,18 +243,22 @@ class SwapEvents:
         return str(result.path), score, gr.update(value=str(result.path), visible=True)
 
 
-def swap_tab(events: PageEvents, studio: Studio) -> SwapParts:
-    """Photo (upload or webcam), the face, the identity, an optional prompt and the settings on the left, Swap
-    under them; the faces found, the result, its score and its PNG on the right."""
+def swap_tab(events: PageEvents, studio: Studio) -> None:
+    """Photo (upload or webcam), the face and the identity on the left, Swap under them, then an optional prompt
+    and the settings; what to do (then the score), the faces found, the result and its PNG on the right. Its
+    identities are the library's, listed again whenever the tab is shown."""
     swapping = SwapEvents(events, studio)
     with gr.Tab("Swap", id="swap", elem_id="tab-swap") as tab, gr.Row(equal_height=False):
         with gr.Column(scale=1, min_width=360):
             photo = photo_input(label="Photo", elem_id="swap-photo", sources=["upload", "webcam"], height=280,
                                 format="png")
-            face = gr.Dropdown(label=limits.FACE_TO_SWAP.label, elem_id="swap-face", choices=[], interactive=False,
-                               allow_custom_value=True, info="0 is the largest; the faces are numbered on the right")
-            identity = gr.Dropdown(label="Identity", elem_id="swap-identity", allow_custom_value=True,
-                                   info="who is drawn in that face's place")
+            with gr.Row(equal_height=True):
+                face = gr.Dropdown(label=limits.FACE_TO_SWAP.label, elem_id="swap-face", choices=[],
+                                   interactive=False, allow_custom_value=True, min_width=160,
+                                   info="0 is the largest (numbered on the right)")
+                identity = gr.Dropdown(label="Identity", elem_id="swap-identity", allow_custom_value=True,
+                                       min_width=160, info="who is drawn in that face's place")
+            swap_button = gr.Button("Swap", variant="primary", elem_id="swap")
             prompt = gr.Textbox("", label="Prompt", elem_id="swap-prompt", placeholder="a photo of NAME (the default)",
                                 info="optional: say more (the identity's name as a word in it)")
             with gr.Row():
@@ -270,7 +266,6 @@ def swap_tab(events: PageEvents, studio: Studio) -> SwapParts:
                 steps = number_field(limits.DRAW_STEPS, defaults.STEPS, "swap-steps", min_width=100)
                 seed = number_field(limits.SEED, defaults.SEED, "swap-seed", min_width=100,
                                     info="face k: seed + k")
-            swap_button = gr.Button("Swap", variant="primary", elem_id="swap")
         with gr.Column(scale=1, min_width=360):
             score = gr.HTML(NO_SWAP, elem_id="swap-score")
             with gr.Row():
@@ -286,4 +281,3 @@ def swap_tab(events: PageEvents, studio: Studio) -> SwapParts:
     swap_button.click(None, js=CLOSE_MESSAGES, **PRIVATE)
     swap_button.click(swapping.swap, inputs=[photo, face, identity, prompt, strength, steps, seed],
                       outputs=[swapped, score, file], api_name="swap", **MODEL_JOB)
-    return SwapParts(tab, identity)

@@ -145,3 +145,19 @@ def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: s
     [face] = find_faces(before)
     region = np.asarray(face_region(face, before.size))
     assert not changed[region == 0].any() and changed[region == 255].mean() > 10
+
+
+@pytest.mark.parametrize("size", [(1366, 900), (1920, 1080)], ids=lambda size: f"{size[0]}x{size[1]}")
+def test_the_swap_tab_has_its_inputs_left_its_results_right_and_swap_in_view(page: Page, app_url: str, kit: str,
+                                                                             photos: Path, shot, size):
+    width, height = size
+    page.set_viewport_size({"width": width, "height": height})
+    page.goto(app_url)
+    page.get_by_role("tab", name="Swap").click()
+    page.locator("#swap-photo input[type=file]").set_input_files(str(photos / "sample_face.jpg"))
+    expect(page.locator("#swap-faces img")).to_be_visible(timeout=WAIT)
+    pick(page, "swap-identity", kit)
+    assert page.locator("#swap-photo").bounding_box()["x"] < page.locator("#swap-faces").bounding_box()["x"]
+    box = page.locator("#swap").bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"Swap is below the fold at {size}"
+    shot(page, f"swap-{width}x{height}")
