@@ -106,6 +106,21 @@ def app_url(studio) -> Iterator[str]:
         yield f"http://{LOOPBACK}:{port}/"
 
 
+@pytest.fixture(scope="module")
+def zoe(studio) -> Iterator[str]:
+    """An identity of the app's library with a reference face (so that a swap is scored), for one module."""
+    import torch
+
+    from anybody.identity import Identity
+
+    generator = torch.Generator().manual_seed(11)
+    path = Identity("zoe", {"text_encoder": torch.randn(2, 32, generator=generator)},
+                    metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"},
+                    face_descriptor=torch.rand(128, generator=generator)).save(library=studio.library)
+    yield "zoe"
+    path.unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="package")
 def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bad-input table's photos (no-face.png, notes.jpg, two-faces.jpg, ...) and the sample."""

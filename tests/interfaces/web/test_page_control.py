@@ -10,27 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from playwright.sync_api import Page, expect
 
 from anybody.face import find_faces, load_photo
 from anybody.generation.swap import face_region
-from anybody.identity import Identity
 from tests.interfaces.web.test_page import WAIT, no_error_badges, number, pick, textbox
 
 pytestmark = pytest.mark.slow
 SCREEN = {"width": 1366, "height": 900}
-
-
-@pytest.fixture(scope="module")
-def kit(studio) -> str:
-    """An identity of the app's library with a reference face (so that a swap is scored)."""
-    generator = torch.Generator().manual_seed(11)
-    Identity("kit", {"text_encoder": torch.randn(2, 32, generator=generator)},
-             metadata={"method": "celeb-basis", "base_model": "tiny", "family": "sd1"},
-             face_descriptor=torch.rand(128, generator=generator)).save(library=studio.library)
-    return "kit"
 
 
 @pytest.fixture(scope="module")
@@ -74,23 +62,23 @@ def written_mask(studio) -> np.ndarray:
 
 
 def test_a_mask_painted_on_a_scene_photo_redraws_only_itself_steered_and_in_its_place(
-        page: Page, app_url: str, studio, kit: str, room: Path, photos: Path, shot, tmp_path: Path):
+        page: Page, app_url: str, studio, zoe: str, room: Path, photos: Path, shot, tmp_path: Path):
     page.set_viewport_size(SCREEN)
     page.goto(app_url)
     page.get_by_role("tab", name="Draw").click()
-    pick(page, "identities", kit)
-    expect(textbox(page, "prompt")).to_have_value("a photo of kit")
+    pick(page, "identities", zoe)
+    expect(textbox(page, "prompt")).to_have_value("a photo of zoe")
     number(page, "draw-steps").fill("4")
     number(page, "count").fill("1")
     upload_scene(page, room)
-    expect(page.locator("#scene-box")).to_contain_text("Place of kit")
+    expect(page.locator("#scene-box")).to_contain_text("Place of zoe")
     shot(page, "scene-uploaded")
     paint(page)
     number(page, "strength").fill("1")
     page.locator("#control input[type=file]").set_input_files(str(photos / "sample_face.jpg"))
     expect(page.locator("#control img")).to_be_visible(timeout=WAIT)
     expect(page.locator("#controlnet input")).to_have_value("tiny")  # the built-in one, for the tiny model
-    pick(page, "place-kit", "left")
+    pick(page, "place-zoe", "left")
     shot(page, "painted")
     page.click("#draw")
     expect(page.locator("#gallery img")).to_have_count(1, timeout=WAIT)
@@ -111,10 +99,10 @@ def test_a_mask_painted_on_a_scene_photo_redraws_only_itself_steered_and_in_its_
     assert changed[mask == 255].mean() > 10, "the painted part is drawn anew"
     assert record["mask"]["file"] == "painted-mask.png" and record["strength"] == 1
     assert record["controlnet"] == "tiny" and record["control"]["file"] == "sample_face.jpg"
-    assert record["regions"] == {"kit": "left"}
+    assert record["regions"] == {"zoe": "left"}
 
 
-def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: str, studio, kit: str,
+def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: str, studio, zoe: str,
                                                          photos: Path, shot, tmp_path: Path):
     page.set_viewport_size(SCREEN)
     page.goto(app_url)
@@ -124,7 +112,7 @@ def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: s
     page.locator("#swap-photo input[type=file]").set_input_files(str(photos / "sample_face.jpg"))
     expect(page.locator("#swap-faces img")).to_be_visible(timeout=WAIT)
     expect(page.locator("#swap-face input")).to_have_value(re.compile(r"^0: \d+ px \(largest\)"))
-    pick(page, "swap-identity", kit)
+    pick(page, "swap-identity", zoe)
     number(page, "swap-steps").fill("4")
     shot(page, "faces-found")
     page.click("#swap")
@@ -137,7 +125,7 @@ def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: s
         page.locator("#swap-file a").first.click()
     png = tmp_path / download.value.suggested_filename
     download.value.save_as(png)
-    assert png.name == "sample_face-kit.png"
+    assert png.name == "sample_face-zoe.png"
     before = load_photo(photos / "sample_face.jpg")
     with Image.open(png) as swapped:
         assert swapped.size == before.size and "id_similarity" in swapped.text
@@ -148,7 +136,7 @@ def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: s
 
 
 @pytest.mark.parametrize("size", [(1366, 900), (1920, 1080)], ids=lambda size: f"{size[0]}x{size[1]}")
-def test_the_swap_tab_has_its_inputs_left_its_results_right_and_swap_in_view(page: Page, app_url: str, kit: str,
+def test_the_swap_tab_has_its_inputs_left_its_results_right_and_swap_in_view(page: Page, app_url: str, zoe: str,
                                                                              photos: Path, shot, size):
     width, height = size
     page.set_viewport_size({"width": width, "height": height})
@@ -156,7 +144,7 @@ def test_the_swap_tab_has_its_inputs_left_its_results_right_and_swap_in_view(pag
     page.get_by_role("tab", name="Swap").click()
     page.locator("#swap-photo input[type=file]").set_input_files(str(photos / "sample_face.jpg"))
     expect(page.locator("#swap-faces img")).to_be_visible(timeout=WAIT)
-    pick(page, "swap-identity", kit)
+    pick(page, "swap-identity", zoe)
     assert page.locator("#swap-photo").bounding_box()["x"] < page.locator("#swap-faces").bounding_box()["x"]
     box = page.locator("#swap").bounding_box()
     assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"Swap is below the fold at {size}"
