@@ -68,13 +68,15 @@ def _start(argv: list[str], cwd: Path) -> tuple[int, list[str]]:
     (["models"], 0),
     (["models", "--json"], 0),
     (["models", "download", "nosuch/model"], 2),
+    (["ui", "--controlnet", "nobody/controlnet"], 2),
 ], ids=["help", "generate -n 0", "generate --batch-size 0", "attention --steps 0", "learn --steps 0",
         "learn --same-person with two names", "mix with all-zero weights", "identities, empty library",
         "identities show without a name", "generate --mask without --image", "generate --strength 1.5",
         "generate --image missing.png", "generate --controlnet ./missing-controlnet",
         "generate --model nosuch/model (not here, offline)", "attention --model Tiny (did you mean tiny?)",
         "basis --model nosuch/model (not here, offline)", "basis filter --model tinyy (did you mean tiny?)",
-        "demo --model ./models/sd15 (no such path)", "models", "models --json", "models download offline"])
+        "demo --model ./models/sd15 (no such path)", "models", "models --json", "models download offline",
+        "ui --controlnet not here (offline)"])
 def test_refusals_and_an_empty_library_import_no_torch_nor_any_model_library(tmp_path, argv, code):
     (tmp_path / "empty").mkdir()
     assert _start(argv, tmp_path) == (code, [])
