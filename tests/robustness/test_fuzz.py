@@ -74,7 +74,7 @@ def test_rewriting_a_prompt_never_fails_and_is_idempotent(prompt, names, counts,
        names=st.lists(valid_names, max_size=2, unique=True))
 def test_generation_argument_checks_give_a_usage_error_or_pass(prompt, count, steps, guidance, height, width, names):
     from anybody.generation.checks import check_arguments
-    from anybody.generation.draw import _check_names_used
+    from anybody.generation.checks import check_names_used
 
     try:
         check_arguments(prompt, count, steps, guidance, height, width)
@@ -83,7 +83,7 @@ def test_generation_argument_checks_give_a_usage_error_or_pass(prompt, count, st
     assert isinstance(prompt, str) and prompt.strip() and count >= 1 and steps >= 1 and guidance >= 0
     assert all(value is None or (value >= 8 and value % 8 == 0) for value in (height, width))
     try:
-        _check_names_used(prompt, names)
+        check_names_used(prompt, names)
     except UsageError as error:
         assert any(name in error.problem for name in names)
 
