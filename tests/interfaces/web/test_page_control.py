@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from tests.interfaces.web.test_page import WAIT, no_error_badges, number, pick, 
 
 pytestmark = pytest.mark.slow
 SCREEN = {"width": 1366, "height": 900}
+SWAP_PROGRESS = re.compile(r"face (\d+) of (\d+) · step (\d+) of (\d+)")
 
 
 @pytest.fixture(scope="module")
@@ -113,9 +115,17 @@ def test_a_face_is_swapped_on_the_sample_photo_and_scored(page: Page, app_url: s
     expect(page.locator("#swap-faces img")).to_be_visible(timeout=WAIT)
     expect(page.locator("#swap-face input")).to_have_value(re.compile(r"^0: \d+ px \(largest\)"))
     pick(page, "swap-identity", zoe)
-    number(page, "swap-steps").fill("4")
+    number(page, "swap-steps").fill("24")
     shot(page, "faces-found")
     page.click("#swap")
+    seen = []  # "face 1 of 1 · step s of S" while it draws (0.75 of 24 steps run)
+    deadline = time.monotonic() + WAIT / 1000
+    while time.monotonic() < deadline and "ID similarity" not in page.locator("#swap-score").inner_text():
+        shown = SWAP_PROGRESS.search(page.locator("#swapped").inner_text())
+        if shown and (not seen or seen[-1] != shown.groups()):
+            seen.append(shown.groups())
+        time.sleep(0.05)
+    assert seen and all(groups[:2] == ("1", "1") and groups[3] == "18" for groups in seen), seen
     expect(page.locator("#swap-score")).to_contain_text("Face 0: ID similarity", timeout=WAIT)
     expect(page.locator("#swapped img")).to_be_visible()
     no_error_badges(page)
