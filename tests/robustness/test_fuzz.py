@@ -73,8 +73,7 @@ def test_rewriting_a_prompt_never_fails_and_is_idempotent(prompt, names, counts,
        height=st.none() | st.integers(-(2**70), 2**70), width=st.none() | st.integers(-64, 4096),
        names=st.lists(valid_names, max_size=2, unique=True))
 def test_generation_argument_checks_give_a_usage_error_or_pass(prompt, count, steps, guidance, height, width, names):
-    from anybody.generation.checks import check_arguments
-    from anybody.generation.checks import check_names_used
+    from anybody.generation.checks import check_arguments, check_names_used
 
     try:
         check_arguments(prompt, count, steps, guidance, height, width)
