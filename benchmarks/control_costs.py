@@ -1,8 +1,9 @@
 """What drawing into a picture or a pose through anybody costs over diffusers' own pipeline, as ratios
 measured in one run.
 
-For inpainting (a mask over a small box of a 3:2 picture: only the box is drawn), img2img (strength 0.75)
-and ControlNet (a random ControlNet of the UNet's own layout), `anybody.generate` with an identity
+For inpainting (a mask over a small box of a 3:2 picture: only the box is drawn), img2img (strength 0.75),
+ControlNet (a random ControlNet of the UNet's own layout) and per-person regions (the identity kept in the
+left half, at every cross-attention layer), `anybody.generate` with an identity
 (two tokens per encoder, as Celeb Basis and Textual Inversion leave them) and its path/file inputs is
 timed against the same diffusers pipeline (`AutoPipelineFor*.from_pipe` of the same components, made once)
 called directly with the same pictures, size, seeds and steps and a prompt without an identity. What
@@ -13,10 +14,13 @@ this process (one thread: run with OMP_NUM_THREADS=1): on a machine shared with 
 times of a second or less vary twofold between rounds, CPU time far less, but still by ±10% on the tiny
 models. So the time anybody spends outside the pipeline's own call is also measured inside each of its runs
 (the pipeline class's `__call__` timed): that share is free of the noise between runs, and 1 + it is the
-ratio a quiet machine would show.
+ratio a quiet machine would show. What regions cost is inside the pipeline's call (the attention logits'
+bias), so for them the same `generate` without regions runs in the same rounds too, and their ratio to it
+is printed.
 
     python benchmarks/control_costs.py                                      # the three tiny models, 128 px
     python benchmarks/control_costs.py --model sd15 --resolution 256 --steps 4 --rounds 3
+    python benchmarks/control_costs.py --model sd15 --resolution 256 --steps 4 --rounds 3 --paths regions
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,7 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.training_step import load  # noqa: E402
 
-PROMPT_WITH_IDENTITY = "a photo of bench sitting in a garden"
+IDENTITY = "bench"
+PROMPT_WITH_IDENTITY = f"a photo of {IDENTITY} sitting in a garden"
 PROMPT_WITHOUT = "a photo of a man sitting in a garden"
 
 
@@ -62,7 +68,7 @@ def identity(pipe):
     generator = torch.Generator().manual_seed(0)
     rows = {name: 0.1 * torch.randn(2, encoder.get_input_embeddings().weight.shape[1], generator=generator)
             for name, _, encoder in text_encoders(pipe)}
-    return Identity("bench", rows, metadata={"method": "celeb-basis"})
+    return Identity(IDENTITY, rows, metadata={"method": "celeb-basis"})
 
 
 def paths_to_time(pipe, files: dict[str, Path], controlnet, resolution: int) -> dict[str, tuple[object, dict, dict]]:
@@ -87,6 +93,7 @@ def paths_to_time(pipe, files: dict[str, Path], controlnet, resolution: int) -> 
         "ControlNet": (AutoPipelineForText2Image.from_pipe(pipe, controlnet=controlnet),
                        {"image": control, "controlnet_conditioning_scale": defaults.CONTROL_SCALE, **size},
                        {"control_image": files["control"], "controlnet": controlnet, **size}),
+        "regions": (pipe, size, {"regions": {IDENTITY: "left"}, **size}),
     }
     for drawer, _, _ in paths.values():
         drawer.set_progress_bar_config(disable=True)
@@ -122,7 +129,38 @@ class TimedCalls:
         self.pipeline_class.__call__ = self.original
 
 
-def measure(model: str, resolution: int, steps: int, rounds: int) -> None:
+def unet_with_regions(pipe, draw, regions: dict[str, str], calls: int) -> tuple[int, float, float]:
+    """What the regions cost where they act: one UNet forward of the drawing (its own arguments, caught from a
+    drawing without regions) timed with anybody's region processors installed and with the pipeline's own,
+    alternately, `calls` times each. Calls of a few milliseconds to seconds, repeated back to back, are far
+    less disturbed by other work than whole drawings; the rest of a drawing is the same with and without."""
+    import torch
+
+    from anybody.attention import AttentionStore, RegionMasks, install, parse_region
+    from anybody.identity import rewrite_prompt, token_strings
+
+    caught: list[tuple[tuple, dict]] = []
+    hook = pipe.unet.register_forward_pre_hook(lambda module, args, kwargs: caught.append((args, kwargs)) and None,
+                                               with_kwargs=True)
+    try:
+        draw(given={})
+    finally:
+        hook.remove()
+    args, kwargs = caught[0]
+    prompt = rewrite_prompt(PROMPT_WITH_IDENTITY, [IDENTITY])
+    masks = RegionMasks.for_prompt(pipe, prompt, {tuple(token_strings(IDENTITY, 2)): parse_region(where)
+                                                  for where in regions.values()}, 7.5)
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    with torch.no_grad():
+        for _ in range(calls):
+            times["without"].append(seconds(lambda: pipe.unet(*args, **kwargs)))
+            with install(pipe.unet, AttentionStore(regions=masks)):
+                times["with"].append(seconds(lambda: pipe.unet(*args, **kwargs)))
+    return (calls, min(times["with"]) / min(times["without"]),
+            statistics.median(times["with"]) / statistics.median(times["without"]))
+
+
+def measure(model: str, resolution: int, steps: int, rounds: int, only: list[str] | None = None) -> None:
     import torch
     from diffusers import DDIMScheduler
 
@@ -139,6 +177,9 @@ def measure(model: str, resolution: int, steps: int, rounds: int) -> None:
         print(f"model {model}, {resolution} px, {steps} steps, guidance 7.5, 1 image, CPU seconds, best (median) "
               f"of {rounds} alternating rounds")
         for label, (drawer, call, given) in paths.items():
+            if only and label not in only:
+                continue
+
             def plain(drawer=drawer, call=call) -> None:
                 drawer(PROMPT_WITHOUT, num_inference_steps=steps, guidance_scale=7.5,
                        generator=[torch.Generator().manual_seed(0)], **call)
@@ -147,11 +188,15 @@ def measure(model: str, resolution: int, steps: int, rounds: int) -> None:
                 generate(PROMPT_WITH_IDENTITY, person, pipe, num_images_per_prompt=1, num_inference_steps=steps,
                          seed=0, progress=False, **given)
 
-            plain(), anybody()  # warm-up: first calls allocate
-            times: dict[str, list[float]] = {"diffusers": [], "anybody": []}
+            runs = {"diffusers": plain, "anybody": anybody}
+            if "regions" in given:  # and the same drawing without them: what the regions themselves cost
+                runs["without regions"] = partial(anybody, given={k: v for k, v in given.items() if k != "regions"})
+            for run in runs.values():  # warm-up: first calls allocate
+                run()
+            times: dict[str, list[float]] = {name: [] for name in runs}
             own = []  # per anybody run: its time outside the pipeline's call, over the time inside
             for round_ in range(rounds):
-                order = (("diffusers", plain), ("anybody", anybody))
+                order = list(runs.items())
                 for name, run in order if round_ % 2 == 0 else reversed(order):
                     with TimedCalls(type(drawer)) as inside:
                         times[name].append(seconds(run))
@@ -164,6 +209,12 @@ def measure(model: str, resolution: int, steps: int, rounds: int) -> None:
                   f"{best['anybody']:7.3f} s ({median['anybody']:.3f})   ratio {ratio:.3f} "
                   f"({median['anybody'] / median['diffusers']:.3f})   anybody's own share "
                   f"+{100 * statistics.median(own):.2f}%")
+            if "without regions" in times:
+                print(f"  {'':11s} regions over the same generate without them: "
+                      f"{best['anybody'] / best['without regions']:.3f} "
+                      f"({median['anybody'] / median['without regions']:.3f});   the UNet's forward with them over "
+                      "without, best (median) of {} interleaved calls: {:.3f} ({:.3f})".format(
+                          *unet_with_regions(pipe, anybody, given["regions"], max(rounds, 10))))
 
 
 def main() -> None:
@@ -173,9 +224,11 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=128)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--paths", nargs="+", choices=("inpainting", "img2img", "ControlNet", "regions"),
+                        help="only these paths (default: all)")
     args = parser.parse_args()
     for model in args.model:
-        measure(model, args.resolution, args.steps, args.rounds)
+        measure(model, args.resolution, args.steps, args.rounds, args.paths)
 
 
 if __name__ == "__main__":
