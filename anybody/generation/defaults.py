@@ -21,3 +21,7 @@ MASK_PADDING = 32  # px of the picture around the mask's box that are drawn with
 CONTROL_SCALE = 1.0  # how strongly the ControlNet steers (diffusers' controlnet_conditioning_scale)
 CONTROL_KINDS = ("canny",)  # what --control-from can make from a photo
 CANNY_THRESHOLDS = (100, 200)  # OpenCV's Canny hysteresis thresholds, as diffusers' and lllyasviel's examples
+
+# Face swap (anybody.generation.swap).
+SWAP_STRENGTH = 0.75  # enough for the identity's face while the photo's pose and light show (A1111 users: 0.6-0.8)
+SWAP_PROMPT = "a photo of {}"  # around the identity's name: one of the prompts every method learns with

@@ -39,12 +39,8 @@ if TYPE_CHECKING:
     from anybody.face.encoders import FaceEncoder
     from anybody.identity import Identity
 
-SWAP_STRENGTH = 0.75
-"""How much of the face region is drawn anew: enough for the identity's face, while the pose, light and
-framing of the photo's face still show through (A1111 users inpaint faces at 0.6 to 0.8)."""
-
-SWAP_PROMPT = "a photo of {}"
-"""The prompt when none is given, around the identity's name (one of the prompts every method learns with)."""
+SWAP_STRENGTH = defaults.SWAP_STRENGTH
+SWAP_PROMPT = defaults.SWAP_PROMPT
 
 # The face-and-hair region, in sides of the detector's face box (which runs from the brows to the chin):
 REGION_WIDTH = 1.6  # cheek to cheek, with the hair at the sides

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from anybody.generation import defaults
-from anybody.generation.swap import SWAP_PROMPT, SWAP_STRENGTH, default_out, describe_scores, parse_face_choice, swap
 from anybody.interfaces.cli.options import add_device, add_library, add_model
 from anybody.learning.config import LearnConfig
 
@@ -17,9 +16,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--face", help="which face: 0 is the largest, 1 the next, ...; all = every face "
                         "(default: the largest)")
     parser.add_argument("--prompt", help="what to draw there, naming the identity "
-                        f'(default "{SWAP_PROMPT.format("NAME")}")')
-    parser.add_argument("--strength", type=float, default=SWAP_STRENGTH, help="how much of the face region is "
-                        f"drawn anew, over 0 and at most 1 (default {SWAP_STRENGTH})")
+                        f'(default "{defaults.SWAP_PROMPT.format("NAME")}")')
+    parser.add_argument("--strength", type=float, default=defaults.SWAP_STRENGTH, help="how much of the face region is "
+                        f"drawn anew, over 0 and at most 1 (default {defaults.SWAP_STRENGTH})")
     parser.add_argument("--negative", help="negative prompt: what the face should not show")
     add_model(parser, single_file=False, default="the model the identity was learned on")
     add_device(parser)
@@ -40,12 +39,13 @@ def run(args: argparse.Namespace) -> int:
     # Before torch and diffusers are imported: the face number, the identity and the prompt; then swap reads
     # the photo and finds its faces (dlib) before it loads anything else.
     from anybody.generation.checks import check_identities
+    from anybody.generation.swap import default_out, describe_scores, parse_face_choice, swap
     from anybody.identity.contents import read_contents
     from anybody.identity.library import resolve_identity
 
     choice = parse_face_choice(args.face)
     name = read_contents(resolve_identity(args.identity, args.library)).name
-    prompt = args.prompt or SWAP_PROMPT.format(name)
+    prompt = args.prompt or defaults.SWAP_PROMPT.format(name)
     model = check_identities(prompt, [args.identity], args.library, args.model)
     result = swap(args.photo, args.identity, model, face=choice, prompt=prompt, strength=args.strength,
                   negative_prompt=args.negative, num_inference_steps=args.steps, guidance_scale=args.guidance,
