@@ -21,6 +21,7 @@ from anybody.identity.readers import import_embedding
 from anybody.interfaces.cli import main
 from anybody.models import text_encoders
 from anybody.models.tiny import build_tiny_controlnet
+from tests.generation.pictures import picture_and_mask
 
 FAMILIES = ("tiny", "tiny-sd2", "tiny-sdxl")
 METHODS = ("celeb-basis", "sefi", "textual-inversion", "imported")
@@ -51,12 +52,7 @@ def identity(pipe, method: str, tmp_path, name: str = "alice", sign: float = 1.0
 @pytest.fixture
 def room(tmp_path):
     """A 300 x 200 picture (not the model's shape) and a mask whose white is a small box in it."""
-    picture = Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8))
-    mask = Image.new("L", picture.size, 0)
-    mask.paste(255, (120, 60, 170, 110))
-    picture.save(tmp_path / "room.png")
-    mask.save(tmp_path / "mask.png")
-    return tmp_path / "room.png", tmp_path / "mask.png", np.asarray(picture), np.asarray(mask)
+    return picture_and_mask(tmp_path, "room", (300, 200), (120, 60, 170, 110), seed=0)
 
 
 def _pixels(image: Image.Image) -> np.ndarray:

@@ -15,6 +15,7 @@ from anybody.attention import RegionMasks, cross_attention_layers
 from anybody.errors import UsageError
 from anybody.generation import generate
 from anybody.interfaces.cli import main
+from tests.generation.pictures import picture_and_mask
 from tests.generation.test_control import identity
 from tests.interfaces.test_startup import _library, _start
 
@@ -39,12 +40,7 @@ def bias_calls(monkeypatch) -> list[tuple[int, int]]:
 @pytest.fixture
 def scene(tmp_path):
     """A 192 x 128 picture with a mask whose white is a box in its middle."""
-    picture = Image.fromarray(np.random.default_rng(1).integers(0, 256, (128, 192, 3), dtype=np.uint8))
-    mask = Image.new("L", picture.size, 0)
-    mask.paste(255, (60, 30, 140, 100))
-    picture.save(tmp_path / "scene.png")
-    mask.save(tmp_path / "mask.png")
-    return tmp_path / "scene.png", tmp_path / "mask.png", np.asarray(picture), np.asarray(mask)
+    return picture_and_mask(tmp_path, "scene", (192, 128), (60, 30, 140, 100), seed=1)
 
 
 TASKS = {
